@@ -1,0 +1,1 @@
+"""emoscribe: streaming speech-emotion description."""
