@@ -1,0 +1,17 @@
+"""The ``emoscribe`` command: one entry point, a subcommand per job."""
+
+from __future__ import annotations
+
+import typer
+
+from emoscribe.cues.commands import cues_command, fit_bins_command
+
+app = typer.Typer(
+    name="emoscribe",
+    help="Streaming speech-emotion description: acoustic cues, emotion, acoustic prompts, captions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("cues")(cues_command)
+app.command("fit-bins")(fit_bins_command)
