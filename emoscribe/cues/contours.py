@@ -176,7 +176,7 @@ def _hnr_from_strength(strength: np.ndarray, voiced: np.ndarray) -> np.ndarray:
 
 
 def _formants_at(samples: np.ndarray, start_s: float, times: np.ndarray, settings: CueSettings) -> np.ndarray:
-    """F1-F3 (Burg) at the frame nearest each voiced time; NaN where Praat finds no such formant.
+    """F1-F3 (Burg) interpolated at each voiced time; NaN where Praat finds no such formant.
 
     The sound is resampled with soxr to twice the formant ceiling first: Praat would otherwise do it with its
     own slower sinc resampler.
@@ -187,12 +187,7 @@ def _formants_at(samples: np.ndarray, start_s: float, times: np.ndarray, setting
     formant = sound.to_formant_burg(
         time_step=settings.formant_time_step_s, max_number_of_formants=5, maximum_formant=settings.max_formant_hz
     )
-    frame_times = formant.xs()
-    if frame_times.size == 0:
-        return np.full((times.size, 3), np.nan)
-    nearest = np.clip(np.searchsorted(frame_times, times), 0, frame_times.size - 1)
-    values = np.stack([call(formant, "To Matrix", n).values[0] for n in (1, 2, 3)], axis=1)
-    return np.where(values > 0, values, np.nan)[nearest]
+    return np.array([[formant.get_value_at_time(n, t) for n in (1, 2, 3)] for t in times], dtype=float)
 
 
 _FREQS = np.fft.rfftfreq(SPECTRUM_SIZE, 1.0 / SAMPLE_RATE)
