@@ -29,6 +29,7 @@ from emoscribe.cues.edges import (
     write_edges_file,
 )
 from emoscribe.cues.model import Cues
+from emoscribe.mappings import refuse_unknown_keys
 
 FAMILIES: tuple[str, ...] = ("pitch", "intensity", "speech_rate", "articulation_rate")
 SEXES: tuple[str, ...] = ("male", "female")
@@ -139,10 +140,7 @@ class LiteratureThresholds:
     @classmethod
     def from_mapping(cls, data: Mapping[str, float]) -> LiteratureThresholds:
         """From a config mapping; unknown keys are refused so that a typo never leaves a default in place."""
-        known = [field.name for field in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"unknown threshold(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        refuse_unknown_keys(cls, data, "threshold(s)")
         return cls(**{key: float(value) for key, value in data.items()})
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from emoscribe.mappings import refuse_unknown_keys
+
 
 @dataclass(frozen=True, slots=True)
 class Cues:
@@ -65,10 +67,7 @@ class Cues:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cues:
         """Inverse of :meth:`to_dict`; unknown keys are refused so that a typo never passes silently."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown cue field(s): {', '.join(sorted(unknown))}")
+        refuse_unknown_keys(cls, data, "cue field(s)")
         return cls(**data)
 
     def get(self, name: str) -> float | None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from emoscribe.cues.binning import FAMILIES, Token
 from emoscribe.cues.vocabulary import emotion_adjective, emotion_noun
+from emoscribe.mappings import refuse_unknown_keys
 
 QUANTITIES: dict[str, str] = {
     "pitch": "pitch",
@@ -97,10 +98,7 @@ class PromptTemplates:
     @classmethod
     def from_mapping(cls, data: Mapping[str, str]) -> PromptTemplates:
         """From a config mapping; unknown keys are refused so that a typo never leaves a default in place."""
-        known = [field.name for field in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"unknown template(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        refuse_unknown_keys(cls, data, "template(s)")
         return cls(**data)
 
 
