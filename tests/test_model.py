@@ -16,7 +16,7 @@ def test_json_round_trip() -> None:
 
 
 def test_unknown_field_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown cue field.*f0_meen_hz"):
+    with pytest.raises(ValueError, match=r"unknown cue field.*f0_meen_hz"):
         Cues.from_dict({"duration_s": 1.0, "f0_meen_hz": 120.0})
 
 

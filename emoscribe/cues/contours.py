@@ -31,7 +31,9 @@ class CueSettings:
     """De Jong & Wempe's intensity setting: a long window smooths the contour to one peak per syllable."""
     max_formant_hz: float = 5500.0
     """Praat's default formant ceiling for adult female voices; 5000 suits adult male voices better."""
-    formant_time_step_s: float = 0.04
+    spectral_time_step_s: float = 0.04
+    """Formants and spectral balance are sampled this often in voiced speech: their utterance means need no
+    more, and they cost as much as the pitch analysis at its full rate."""
     silence_threshold_db: float = 25.0
     """Frames this many dB below the 99th-percentile intensity are silent (de Jong & Wempe 2009)."""
     silence_floor_db: float = 20.0
@@ -160,8 +162,10 @@ def _add_voice(
     contours.spectral = np.full((pitch_times.size, 4), np.nan)
     if not voiced.any():
         return
-    contours.formants_hz[voiced] = _formants_at(samples, start_s, pitch_times[voiced], settings)
-    contours.spectral[voiced] = _spectral_balance(samples, start_s, pitch_times[voiced])
+    every = max(1, round(settings.spectral_time_step_s / settings.pitch_time_step_s))
+    sampled = voiced & (np.round(pitch_times / settings.pitch_time_step_s).astype(int) % every == 0)
+    contours.formants_hz[sampled] = _formants_at(samples, start_s, pitch_times[sampled], settings)
+    contours.spectral[sampled] = _spectral_balance(samples, start_s, pitch_times[sampled])
     _add_voice_quality(contours, narrowband, pitch, lo, hi, settings)
 
 
@@ -185,9 +189,10 @@ def _formants_at(samples: np.ndarray, start_s: float, times: np.ndarray, setting
     narrow = soxr.resample(samples, SAMPLE_RATE, rate)
     sound = parselmouth.Sound(narrow, sampling_frequency=rate, start_time=start_s)
     formant = sound.to_formant_burg(
-        time_step=settings.formant_time_step_s, max_number_of_formants=5, maximum_formant=settings.max_formant_hz
+        time_step=settings.spectral_time_step_s, max_number_of_formants=5, maximum_formant=settings.max_formant_hz
     )
-    return np.array([[formant.get_value_at_time(n, t) for n in (1, 2, 3)] for t in times], dtype=float)
+    values = [formant.get_value_at_time(n, t) for t in times for n in (1, 2, 3)]
+    return np.array(values, dtype=float).reshape(-1, 3)
 
 
 _FREQS = np.fft.rfftfreq(SPECTRUM_SIZE, 1.0 / SAMPLE_RATE)
