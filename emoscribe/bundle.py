@@ -1,0 +1,113 @@
+"""The model bundle contract: a directory with ``manifest.json`` and the files it lists with their sha256.
+
+Torch-free: the daemon opens bundles with this module alone, and refuses one whose manifest is malformed or whose
+files do not match their checksums, naming the file, before it loads any model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT = "emoscribe.bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+REQUIRED_FILES = ("audio.onnx", "prompts.npz")
+
+_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "format_version": int,
+    "name": str,
+    "sample_rate": int,
+    "input": dict,
+    "labels": list,
+    "embedding_dim": int,
+    "prompt_templates": dict,
+    "cue_thresholds": dict,
+    "provenance": dict,
+    "files": dict,
+}
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the message names the bundle file at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """A verified bundle: its folder and manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    def file(self, name: str) -> Path:
+        """Path of a listed file; ``BundleError`` if the bundle has no such file."""
+        if name not in self.manifest["files"]:
+            raise BundleError(f"{self.path}: the bundle has no {name}")
+        return self.path / name
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+    @property
+    def has_text_tower(self) -> bool:
+        return "text.onnx" in self.manifest["files"]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    """The manifest entry of one bundle file."""
+    return {"sha256": sha256_of(path), "bytes": path.stat().st_size}
+
+
+def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Open and check a bundle: manifest schema, required files, and (with ``verify``) every checksum."""
+    folder = Path(path)
+    manifest_path = folder / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{manifest_path}: not found; is {folder} a model bundle?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BundleError(f"{manifest_path}: unreadable ({error})") from None
+    _check_schema(manifest, manifest_path)
+    for name in REQUIRED_FILES:
+        if name not in manifest["files"]:
+            raise BundleError(f"{manifest_path}: lists no {name}, which every bundle needs")
+    for name, entry in manifest["files"].items():
+        file = folder / name
+        if Path(name).name != name:
+            raise BundleError(f"{manifest_path}: file name {name!r} must not contain a path")
+        if not file.is_file():
+            raise BundleError(f"{file}: listed in the manifest but missing")
+        if verify and sha256_of(file) != entry.get("sha256"):
+            raise BundleError(f"{file}: checksum mismatch (the file was changed or corrupted after export)")
+    return Bundle(folder, manifest)
+
+
+def _check_schema(manifest: Any, source: Path) -> None:
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{source}: the manifest must be a JSON object")
+    for key, kind in _SCHEMA.items():
+        if key not in manifest:
+            raise BundleError(f"{source}: missing key {key!r}")
+        if not isinstance(manifest[key], kind):
+            raise BundleError(f"{source}: {key!r} must be {getattr(kind, '__name__', kind)}")
+    if manifest["format"] != FORMAT or manifest["format_version"] != FORMAT_VERSION:
+        raise BundleError(
+            f"{source}: format {manifest['format']!r} version {manifest['format_version']!r}; "
+            f"this emoscribe reads {FORMAT!r} version {FORMAT_VERSION}"
+        )
+    if not manifest["labels"] or not all(isinstance(label, str) for label in manifest["labels"]):
+        raise BundleError(f"{source}: 'labels' must be a non-empty list of strings")
