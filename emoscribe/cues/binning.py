@@ -238,7 +238,7 @@ class QuantileBinner:
     @classmethod
     def default(cls) -> QuantileBinner:
         """The edges shipped with the package (``data/bins.json``, fitted on the training corpus)."""
-        return read_packaged_edges("bins.json", cls.KIND, cls._from_document)
+        return read_packaged_edges("bins.json", cls.KIND, cls.from_document)
 
     def save(self, path: str | Path) -> None:
         write_edges_file(path, self.KIND, self.n_bins, {"edges": self.edges, "pitch_by_sex": self.pitch_by_sex})
@@ -249,10 +249,10 @@ class QuantileBinner:
         path: str | Path,
         sex_thresholds: SexThresholds = SexThresholds(),
     ) -> QuantileBinner:
-        return read_edges_file(path, cls.KIND, lambda doc: cls._from_document(doc, sex_thresholds))
+        return read_edges_file(path, cls.KIND, lambda doc: cls.from_document(doc, sex_thresholds))
 
     @classmethod
-    def _from_document(
+    def from_document(
         cls,
         document: dict[str, Any],
         sex_thresholds: SexThresholds = SexThresholds(),

@@ -56,7 +56,7 @@ class ConceptTokenizer:
     @classmethod
     def default(cls) -> ConceptTokenizer:
         """The edges shipped with the package (``data/concept_edges.json``, fitted on the training corpus)."""
-        return read_packaged_edges("concept_edges.json", cls.KIND, cls._from_document)
+        return read_packaged_edges("concept_edges.json", cls.KIND, cls.from_document)
 
     def tokens(self, cues: Cues) -> dict[str, str | None]:
         """Level of every concept; ``None`` where its cue is undefined."""
@@ -72,8 +72,8 @@ class ConceptTokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> ConceptTokenizer:
-        return read_edges_file(path, cls.KIND, cls._from_document)
+        return read_edges_file(path, cls.KIND, cls.from_document)
 
     @classmethod
-    def _from_document(cls, document: dict[str, Any]) -> ConceptTokenizer:
+    def from_document(cls, document: dict[str, Any]) -> ConceptTokenizer:
         return cls(document["edges"])

@@ -1,0 +1,109 @@
+"""``emoscribe run``: start the daemon; every start-up failure is one clear line on stderr and exit status 1."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from emoscribe.bundle import BundleError, default_bundle_path
+from emoscribe.daemon.config import ConfigError, load_config
+
+log = logging.getLogger("emoscribe")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log record, for journald and log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _logging(level: str, json_logs: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(JsonFormatter() if json_logs else plain)
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def _ensure_default_bundle(spec: str) -> None:
+    """Build a default bundle on first use, in a child process (the daemon itself never imports torch)."""
+    if Path(spec).is_dir() or (default_bundle_path(spec) / "manifest.json").exists():
+        return
+    if importlib.util.find_spec("torch") is None:
+        return
+    print(f"building default bundle {spec!r} once (emoscribe export --bundle {spec}) ...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "emoscribe", "export", "--bundle", spec], check=True)
+
+
+def run_command(
+    config: Annotated[Path | None, typer.Option(help="TOML configuration file.")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option(help="file:PATH, mic:[DEVICE], stdin:[RATE] or rtp://HOST:PORT (repeat).")
+    ] = None,
+    demo: Annotated[bool, typer.Option(help="Play the bundled demo clips and print what is published.")] = False,
+    realtime: Annotated[bool | None, typer.Option(help="Pace file sources in real time (demo: no).")] = None,
+    bundle: Annotated[str | None, typer.Option(help="Bundle directory or default bundle name.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, tensorrt, cuda or cpu.")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="ZeroMQ endpoint to publish on.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port.")] = None,
+    no_metrics: Annotated[bool, typer.Option("--no-metrics", help="Do not serve Prometheus metrics.")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "warning",
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="JSON-lines logs on stderr.")] = False,
+) -> None:
+    """Run the streaming daemon: segment speech, describe each utterance, publish over ZeroMQ."""
+    from emoscribe.daemon.app import build_service, make_sources, serve
+    from emoscribe.daemon.sources.file_source import FileSource
+    from emoscribe.demo import demo_clips
+
+    _logging(log_level, json_logs)
+    try:
+        settings = load_config(
+            config,
+            sources=list(source) if source else None,
+            realtime=realtime if realtime is not None else (False if demo else None),
+            engine__bundle=bundle,
+            engine__device=device,
+            publish__endpoint=endpoint,
+            metrics__port=metrics_port,
+            metrics__enabled=False if no_metrics else None,
+        )
+        if not settings.sources and not demo:
+            raise ConfigError("no sources: give --source (file:, mic:, stdin:, rtp://), a config file, or --demo")
+        _ensure_default_bundle(settings.engine.bundle)
+        service = build_service(settings, echo=_printer() if demo else None)
+        sources = make_sources(settings)
+        if demo:
+            sources.append(FileSource(demo_clips(), "demo", realtime=settings.realtime))
+    except (ConfigError, BundleError, OSError, RuntimeError, ValueError, subprocess.CalledProcessError) as error:
+        print(f"emoscribe run: {error}", file=sys.stderr)
+        raise typer.Exit(1) from error
+    if not asyncio.run(serve(service, sources)):
+        print("emoscribe run: the drain deadline passed with utterances still queued", file=sys.stderr)
+
+
+def _printer() -> Callable[[str, dict], None]:
+    """Print each published message as the listener would."""
+    from emoscribe.clients.listen import render
+    from emoscribe.clients.subscriber import Message
+
+    console = Console(highlight=False)
+    return lambda topic, payload: console.print(render(Message(topic, payload)))

@@ -1,0 +1,189 @@
+"""Daemon configuration: TOML file, then ``EMOSCRIBE_<SECTION>_<KEY>`` environment variables, then CLI flags.
+
+Every value is validated at start; an unknown section or key, or a value of the wrong type, is an error that
+names it (``segmenter.hangover_ms: expected a number, got 'long'``), so a typo never runs with a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from emoscribe.daemon.batcher import BatchConfig
+
+ENV_PREFIX = "EMOSCRIBE_"
+NOT_SETTINGS = frozenset({"EMOSCRIBE_DATA", "EMOSCRIBE_CACHE"})
+"""Variables of other parts of emoscribe that share the prefix."""
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    bundle: str = "tiny.en"
+    """A bundle directory, or the name of a default bundle (built into the cache by ``emoscribe export``)."""
+    device: str = "auto"
+    variant: str = "auto"
+    threads: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SegmenterSettings:
+    vad: str = "webrtc"
+    aggressiveness: int = 2
+    frame_ms: int = 30
+    pre_roll_ms: int = 300
+    start_ms: int = 150
+    hangover_ms: int = 500
+    tail_ms: int = 100
+    min_speech_ms: int = 250
+    max_utterance_s: float = 15.0
+    speech_gate: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CueSettingsSection:
+    partial_interval_s: float = 0.5
+    """Seconds between partial ``cues`` messages during speech; 0 turns them off."""
+    baseline_half_life: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeSettings:
+    top_k: int = 3
+    min_confidence: float = 0.35
+    queries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PublishSettings:
+    endpoint: str = "tcp://127.0.0.1:5556"
+    send_hwm: int = 10_000
+    curve_secret_key: str = ""
+    """Path of the server's CURVE secret key file; empty for no encryption."""
+    heartbeat_s: float = 5.0
+    join_delay_s: float = 0.5
+    """Pause between binding and the first message, so subscribers that were already waiting are subscribed
+    before anything is sent (ZeroMQ drops what a PUB socket sends before a subscription arrives)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclass(frozen=True, slots=True)
+class RtpSettings:
+    inactivity_timeout_s: float = 2.0
+    max_streams: int = 2000
+    allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    stream_key: str = "ssrc"
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    sources: tuple[str, ...] = ()
+    """``file:PATH``, ``mic:[DEVICE]``, ``stdin:[RATE]``, ``rtp://HOST:PORT``."""
+    realtime: bool = True
+    drain_deadline_s: float = 5.0
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    segmenter: SegmenterSettings = field(default_factory=SegmenterSettings)
+    cues: CueSettingsSection = field(default_factory=CueSettingsSection)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    describe: DescribeSettings = field(default_factory=DescribeSettings)
+    publish: PublishSettings = field(default_factory=PublishSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    rtp: RtpSettings = field(default_factory=RtpSettings)
+
+
+SECTIONS = frozenset(f.name for f in fields(DaemonConfig) if f.default_factory is not MISSING)
+
+
+def load_config(
+    path: Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> DaemonConfig:
+    """Defaults ← TOML file ← environment ← ``overrides`` (``section__key=value`` or top-level keys)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"{path}: {error}") from error
+    for name, value in (environ if environ is not None else os.environ).items():
+        if name.startswith(ENV_PREFIX) and name not in NOT_SETTINGS:
+            key = name[len(ENV_PREFIX) :].lower()
+            section, _, rest = key.partition("_")
+            _set(data, (section, rest) if section in SECTIONS else (key,), value)
+    for key, value in overrides.items():
+        if value is not None:
+            _set(data, tuple(key.split("__", 1)), value)
+    return _build(DaemonConfig, data, "")
+
+
+def _set(data: dict[str, Any], key: tuple[str, ...], value: Any) -> None:
+    if len(key) == 2:
+        data.setdefault(key[0], {})[key[1]] = value
+    else:
+        data[key[0]] = value
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a table, got {data!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{where or 'config'}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    values = {}
+    for name, value in data.items():
+        default = getattr(cls(), name)
+        key = f"{where}.{name}" if where else name
+        if hasattr(default, "__dataclass_fields__"):
+            values[name] = _build(type(default), value, key)
+        else:
+            values[name] = _coerce(value, default, key)
+    try:
+        return replace(cls(), **values)
+    except ValueError as error:
+        raise ConfigError(f"{where or 'config'}: {error}") from error
+
+
+def _coerce(value: Any, default: Any, key: str) -> Any:
+    """Convert strings from the environment or CLI to the type of the default; refuse anything else."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError
+                return value.lower() in ("1", "true", "yes", "on")
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if kind is tuple:
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+                return tuple(value)
+            raise ValueError
+        if kind in (int, float):
+            if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return kind(value)
+        if kind is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}") from None
+    raise ConfigError(f"{key}: unsupported setting type {kind.__name__}")

@@ -1,0 +1,89 @@
+"""From model outputs and cues to what a subscriber reads: emotion, prompts, queries, tokens, caption."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from emoscribe.bundle import Bundle
+from emoscribe.cues.baseline import SpeakerBaseline
+from emoscribe.cues.binning import BinContext, QuantileBinner, SpeakerRelativeBinner
+from emoscribe.cues.concepts import ConceptTokenizer
+from emoscribe.cues.model import Cues
+from emoscribe.cues.prompts import describe_sentence
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max())
+    return shifted / shifted.sum()
+
+
+class Describer:
+    """Holds the prompt bank and the user's queries (as joint-space embeddings) and the bundle's cue thresholds."""
+
+    def __init__(self, bundle: Bundle, top_k: int = 3, min_confidence: float = 0.35) -> None:
+        bank = np.load(bundle.file("prompts.npz"))
+        self.labels = bundle.labels
+        self.bank_texts = [str(t) for t in bank["texts"]]
+        self.bank_families = [str(f) for f in bank["families"]]
+        self.bank = bank["embeddings"].astype(np.float32)
+        self.top_k = top_k
+        self.min_confidence = min_confidence
+        thresholds = bundle.manifest["cue_thresholds"]
+        self.binner = QuantileBinner.from_document(thresholds["quantile_bins"])
+        self.relative = SpeakerRelativeBinner()
+        self.concepts = ConceptTokenizer(thresholds["concepts"]["edges"])
+        self.query_texts: list[str] = []
+        self.queries = np.zeros((0, self.bank.shape[1]), dtype=np.float32)
+
+    def set_queries(self, texts: Sequence[str], embeddings: np.ndarray) -> None:
+        """Replace the user's natural-language queries (embedded by the engine's text tower)."""
+        self.query_texts = list(texts)
+        self.queries = embeddings.astype(np.float32).reshape(len(texts), -1)
+
+    def describe(
+        self,
+        cues: Cues,
+        embedding: np.ndarray | None,
+        logits: np.ndarray | None,
+        baseline: SpeakerBaseline | None = None,
+    ) -> dict[str, Any]:
+        """The description fields of an ``utterance`` message; without model outputs (overload, engine
+        failure) the emotion is ``null`` and the prompts are empty, but cues, tokens and caption still stand."""
+        tokens = self.binner.tokens(cues, BinContext())
+        emotion: dict[str, Any] = {"label": None, "confidence": 0.0, "posteriors": {}}
+        prompts: list[dict[str, Any]] = []
+        queries: list[dict[str, Any]] = []
+        if embedding is not None and logits is not None:
+            posteriors = softmax(logits.astype(np.float64))
+            best = int(posteriors.argmax())
+            emotion = {
+                "label": self.labels[best] if posteriors[best] >= self.min_confidence else None,
+                "confidence": float(posteriors[best]),
+                "posteriors": {label: float(p) for label, p in zip(self.labels, posteriors, strict=True)},
+            }
+            scores = self.bank @ embedding
+            for index in np.argsort(-scores)[: self.top_k]:
+                prompts.append(
+                    {
+                        "text": self.bank_texts[index],
+                        "family": self.bank_families[index],
+                        "score": float(scores[index]),
+                    }
+                )
+            queries = [
+                {"text": text, "score": float(score)}
+                for text, score in zip(self.query_texts, self.queries @ embedding, strict=True)
+            ]
+        relative = self.relative.tokens(cues, BinContext(baseline=baseline)) if baseline is not None else {}
+        return {
+            "emotion": emotion,
+            "prompts": prompts,
+            "queries": queries,
+            "tokens": {family: token.level for family, token in tokens.items()}
+            | {f"{family}_vs_usual": token.level for family, token in relative.items()},
+            "concepts": self.concepts.tokens(cues),
+            "caption": describe_sentence(tokens, emotion["label"]),
+        }
