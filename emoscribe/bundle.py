@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ FORMAT = "emoscribe.bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("audio.onnx", "prompts.npz")
+PARTS = Path(__file__).parent / "export" / "parts"
+"""Committed trained parts, one folder per default bundle; ``emoscribe export`` builds bundles from them."""
 
 _SCHEMA: dict[str, type | tuple[type, ...]] = {
     "format": str,
@@ -111,3 +114,45 @@ def _check_schema(manifest: Any, source: Path) -> None:
         )
     if not manifest["labels"] or not all(isinstance(label, str) for label in manifest["labels"]):
         raise BundleError(f"{source}: 'labels' must be a non-empty list of strings")
+
+
+def cache_root() -> Path:
+    """Where built default bundles live: ``$EMOSCRIBE_CACHE``, else ``$XDG_CACHE_HOME`` or ``~/.cache``."""
+    base = os.environ.get("EMOSCRIBE_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "emoscribe" / "bundles"
+
+
+def parts_dir(name: str) -> Path:
+    """The committed parts of default bundle ``name``."""
+    folder = PARTS / name
+    if not (folder / "parts.json").is_file():
+        known = sorted(p.name for p in PARTS.glob("*") if (p / "parts.json").is_file())
+        raise BundleError(f"no default bundle named {name!r}; known: {', '.join(known) or 'none'}")
+    return folder
+
+
+def bundle_key(parts: Path) -> str:
+    """Content address of a default bundle: the hash of its committed parts (which pin the encoder by sha256)."""
+    digest = hashlib.sha256()
+    for file in sorted(parts.iterdir()):
+        if file.is_file():
+            digest.update(file.name.encode() + bytes.fromhex(sha256_of(file)))
+    return digest.hexdigest()[:16]
+
+
+def default_bundle_path(name: str) -> Path:
+    """Where default bundle ``name`` is (or will be) built."""
+    return cache_root() / f"{name}-{bundle_key(parts_dir(name))}"
+
+
+def resolve_bundle(spec: str) -> Bundle:
+    """A bundle directory, or a default bundle by name from the cache; a missing one says how to build it."""
+    if Path(spec).is_dir():
+        return load_bundle(spec)
+    path = default_bundle_path(spec)
+    if not (path / MANIFEST).exists():
+        raise BundleError(
+            f"default bundle {spec!r} is not built yet ({path}); build it with `emoscribe export --bundle {spec}` "
+            "(needs pip install 'emoscribe[train]'), or pass a bundle directory"
+        )
+    return load_bundle(path)

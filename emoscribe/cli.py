@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from emoscribe.clients.listen import listen_command
 from emoscribe.cues.commands import cues_command, fit_bins_command
+from emoscribe.daemon.commands import run_command
+from emoscribe.training.commands import export_command, train_command
 
 app = typer.Typer(
     name="emoscribe",
@@ -13,5 +16,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("run")(run_command)
+app.command("listen")(listen_command)
 app.command("cues")(cues_command)
 app.command("fit-bins")(fit_bins_command)
+app.command("train")(train_command)
+app.command("export")(export_command)

