@@ -1,0 +1,113 @@
+"""Export: a bundle built from heads + the packaged tiny.en encoder, with ONNX parity, verified and loadable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxconverter_common")
+
+from safetensors.torch import save_file  # noqa: E402
+
+from emoscribe.audio import load_audio  # noqa: E402
+from emoscribe.bundle import BundleError, load_bundle  # noqa: E402
+from emoscribe.daemon.describe import Describer  # noqa: E402
+from emoscribe.daemon.engine.onnx_local import OnnxEngine  # noqa: E402
+from emoscribe.export.build import PARITY_TOLERANCE, build  # noqa: E402
+from emoscribe.export.towers import AudioTower  # noqa: E402
+from emoscribe.training.heads import EmotionHeads, HeadConfig  # noqa: E402
+from emoscribe.training.parts import encoder_pin  # noqa: E402
+from emoscribe.training.records import EMOTIONS  # noqa: E402
+from emoscribe.training.whisper import LogMel  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, EmotionHeads]:
+    """A bundle from randomly initialised heads: what is checked is the export, not the training."""
+    parts = tmp_path_factory.mktemp("parts") / "tiny.en"
+    parts.mkdir()
+    torch.manual_seed(0)
+    heads = EmotionHeads(HeadConfig(n_layers=5, d_audio=384, d_text=384, n_classes=len(EMOTIONS))).eval()
+    save_file(heads.state_dict(), parts / "heads.safetensors")
+    spec = {"audio_encoder": encoder_pin("tiny.en"), "heads": heads.config.to_dict()}
+    (parts / "parts.json").write_text(json.dumps(spec))
+    return build(parts, tmp_path_factory.mktemp("out") / "bundle"), heads
+
+
+def test_bundle_is_complete_and_verified(built) -> None:
+    path, _ = built
+    bundle = load_bundle(path)
+    files = set(bundle.manifest["files"])
+    assert {
+        "audio.onnx",
+        "audio.fp16.onnx",
+        "audio.int8.onnx",
+        "text.onnx",
+        "tokenizer.json",
+        "prompts.npz",
+    } <= files
+    parity = bundle.manifest["provenance"]["parity_max_abs_diff"]
+    assert parity["audio.onnx"] <= PARITY_TOLERANCE and parity["text.onnx"] <= PARITY_TOLERANCE
+    assert bundle.labels == list(EMOTIONS)
+    bank = np.load(bundle.file("prompts.npz"))
+    assert np.allclose(np.linalg.norm(bank["embeddings"], axis=1), 1.0, atol=1e-4)
+    assert "high female pitch anger" in set(bank["texts"].tolist())
+
+
+def test_daemon_engine_matches_torch_on_real_clips(built, demo_dir) -> None:
+    path, heads = built
+    from emoscribe.training.ct2 import find_packaged_whisper
+    from emoscribe.training.whisper import load_ct2_encoder
+
+    encoder = load_ct2_encoder(find_packaged_whisper("tiny.en"))
+    tower = AudioTower(LogMel(encoder.config.n_mels), encoder, heads.audio).eval()
+    clips = [load_audio(p)[0].astype(np.float32) for p in sorted(demo_dir.glob("*.flac"))[:3]]
+    engine = OnnxEngine(load_bundle(path), "cpu")
+    got = engine.infer(clips)
+    for i, clip in enumerate(clips):
+        with torch.inference_mode():
+            embedding, logits = tower(torch.from_numpy(clip)[None], torch.tensor([clip.size]))
+        assert np.abs(got.embeddings[i] - embedding[0].numpy()).max() <= PARITY_TOLERANCE
+        assert np.abs(got.logits[i] - logits[0].numpy()).max() <= PARITY_TOLERANCE
+    int8 = OnnxEngine(load_bundle(path), "cpu", variant="int8").infer(clips)
+    cosine = (int8.embeddings * got.embeddings).sum(axis=1)
+    assert cosine.min() > 0.95, f"dynamic int8 stays close to fp32 (cosine {cosine.min():.3f})"
+
+
+def test_text_tower_embeds_run_time_queries_like_the_bank(built) -> None:
+    from emoscribe.export.towers import TextTower
+    from emoscribe.training.text import load_text_encoder
+
+    path, heads = built
+    bundle = load_bundle(path)
+    engine = OnnxEngine(bundle, "cpu")
+    bank = np.load(bundle.file("prompts.npz"))
+    texts = bank["texts"][:4].tolist()
+    assert np.abs(engine.embed_texts(texts) - bank["embeddings"][:4]).max() < 1e-4
+    queries = [
+        "calm",
+        "a customer who sounds increasingly frustrated and raises their voice at the agent on the phone",
+    ]
+    sentence, tokenizer, _ = load_text_encoder()
+    tokens = tokenizer(queries, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = TextTower(sentence, heads.text)(tokens["input_ids"], tokens["attention_mask"]).numpy()
+    assert np.abs(engine.embed_texts(queries) - expected).max() < 1e-4, "lengths unlike the export example"
+    describer = Describer(bundle)
+    describer.set_queries(["a calm voice"], engine.embed_texts(["a calm voice"]))
+    assert describer.query_texts == ["a calm voice"]
+
+
+def test_tampered_bundle_is_refused(built, tmp_path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(built[0], copy)
+    with (copy / "audio.int8.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(BundleError, match=r"audio\.int8\.onnx: checksum mismatch"):
+        load_bundle(copy)
