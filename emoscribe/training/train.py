@@ -26,8 +26,6 @@ from emoscribe.training.heads import EmotionHeads, HeadConfig
 from emoscribe.training.objective import contrastive_loss, ser_loss
 from emoscribe.training.records import EMOTIONS, Record
 
-TELEPHONE_VARIANTS = ("augment-0", "augment-1")
-
 
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
@@ -131,11 +129,14 @@ def train_heads(
 
 
 def _batch_stats(features: FeatureSet, rows: np.ndarray, telephone: float, rng: np.random.Generator) -> np.ndarray:
-    """Rows of clean features, each swapped for a random telephone variant with probability ``telephone``."""
+    """Rows of clean features, each swapped for a random telephone augmentation with probability ``telephone``
+    (the ``augment-*`` variants; the plain mu-law variant is kept for evaluation)."""
     stats = features.stats["clean"][rows].astype(np.float32)
-    swap = rng.random(len(rows)) < telephone
-    for i in np.flatnonzero(swap):
-        stats[i] = features.stats[TELEPHONE_VARIANTS[rng.integers(len(TELEPHONE_VARIANTS))]][rows[i]]
+    variants = sorted(v for v in features.stats if v.startswith("augment-"))
+    if not variants:
+        return stats
+    for i in np.flatnonzero(rng.random(len(rows)) < telephone):
+        stats[i] = features.stats[variants[rng.integers(len(variants))]][rows[i]]
     return stats
 
 
