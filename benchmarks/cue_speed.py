@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import parselmouth
+from machine import describe_machine
 
 from emoscribe.audio import load_audio
 from emoscribe.corpus import read_manifest
@@ -56,16 +57,6 @@ def speech_only(clip: np.ndarray) -> np.ndarray:
     return clip[loud[0] : loud[-1] + 1]
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("EMOSCRIBE_DATA", "../shared/data")))
@@ -81,7 +72,7 @@ def main() -> None:
     trimmed = [speech_only(clip) for clip in clips]
     corpora = sorted({row.corpus for row in rows})
 
-    print(f"cpu: {cpu_name()} (pinned to 1 of {os.cpu_count()} cores)")
+    print(f"machine: {describe_machine()} (pinned to one core)")
     print(f"python {platform.python_version()}, numpy {np.__version__}, parselmouth {parselmouth.VERSION}")
     audio_s = sum(c.size for c in clips) / SAMPLE_RATE
     print(

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe_machine
 
 from emoscribe.audio import load_audio
 from emoscribe.bundle import resolve_bundle
@@ -107,7 +106,7 @@ def main() -> None:
     counts, rss = np.array(samples).T
     half = counts >= counts[-1] / 2
     slope = np.polyfit(counts[half], rss[half], 1)[0] * 1000
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; bundle {bundle.path.name}; {engine.providers}")
+    print(f"machine: {describe_machine()}; bundle {bundle.path.name}; {engine.providers}")
     print(f"utterances: {published} published of {calls * 3} spoken in {calls} calls, {args.streams} at a time")
     print(f"time: {took:.0f} s")
     print(f"RSS MB: start {rss[0]:.1f}, half-way {rss[half][0]:.1f}, end {rss[-1]:.1f}, peak {rss.max():.1f}")

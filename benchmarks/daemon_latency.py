@@ -1,0 +1,144 @@
+"""End-of-speech → publish latency and the most concurrent real-time 8 kHz RTP streams the daemon sustains.
+
+Usage: python benchmarks/daemon_latency.py [--bundle tiny.en] [--seconds 20] [--levels 1,2,4,8,12,16,24,32]
+
+For each level N, the daemon (a subprocess, as deployed) receives N PCMU call legs over loopback UDP, paced in
+real time (one 20 ms packet per leg every 20 ms), each a loop of demo sentences with 1.5 s pauses. A subscriber
+collects every utterance's ``latency.end_to_publish_ms``: from the segmenter's end-of-utterance decision to the
+message leaving the socket, so the VAD hangover is not counted. A level is sustained when its p95 is under
+150 ms and no utterance is missing. The same ladder runs twice on the same bundle: with dynamic batching
+(max batch 32, 5 ms wait) and with a naive baseline (one utterance at a time, no batching).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from machine import describe_machine
+
+from emoscribe.audio import load_audio, resample
+from emoscribe.bundle import resolve_bundle
+from emoscribe.clients.subscriber import Subscriber
+from emoscribe.demo import demo_clips
+from emoscribe.g711 import ulaw_encode
+
+P95_LIMIT_MS = 150.0
+MODES = {"batched": (32, 5.0), "naive": (1, 0.0)}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call_script() -> tuple[bytes, int]:
+    """PCMU bytes of the demo sentences with 1.5 s pauses, and how many utterances they hold."""
+    pause = np.zeros(12_000)
+    parts = [pause]
+    for path in demo_clips():
+        parts += [resample(load_audio(path)[0], 16_000, 8_000), pause]
+    pcm = np.round(np.concatenate(parts) * 32767).clip(-32768, 32767).astype(np.int16)
+    return ulaw_encode(pcm).tobytes(), len(demo_clips())
+
+
+def send_legs(port: int, legs: int, seconds: float, script: bytes, stop: threading.Event) -> None:
+    """``legs`` real-time PCMU streams, each starting at another point of the script so speech ends spread out."""
+    packets = len(script) // 160
+    offsets = [(leg * packets) // legs for leg in range(legs)]
+    header = bytearray(12)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        started = time.perf_counter()
+        for tick in range(int(seconds * 50)):
+            if stop.is_set():
+                return
+            for leg, offset in enumerate(offsets):
+                index = (offset + tick) % packets
+                header[0], header[1] = 0x80, 0
+                header[2:4] = (tick & 0xFFFF).to_bytes(2, "big")
+                header[4:8] = ((tick * 160) & 0xFFFFFFFF).to_bytes(4, "big")
+                header[8:12] = (0x10000 + leg).to_bytes(4, "big")
+                sender.sendto(bytes(header) + script[index * 160 : (index + 1) * 160], ("127.0.0.1", port))
+            delay = started + (tick + 1) * 0.02 - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+
+
+def run_level(bundle: str, legs: int, seconds: float, batch: tuple[int, float], script: bytes) -> dict:
+    port, endpoint = free_port(), f"tcp://127.0.0.1:{free_port()}"
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "daemon.toml"
+        config.write_text(
+            f'sources = ["rtp://127.0.0.1:{port}"]\n[engine]\nbundle = "{bundle}"\n'
+            f"[batch]\nmax_batch = {batch[0]}\nmax_wait_ms = {batch[1]}\n"
+            f"[rtp]\ninactivity_timeout_s = 1.0\n[metrics]\nenabled = false\n"
+        )
+        subscriber = Subscriber(endpoint, ["utterance."])
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "emoscribe", "run", "--config", str(config), "--endpoint", endpoint],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(4.0)  # start-up: bundle checksums, session warm-up, join delay
+        stop = threading.Event()
+        sender = threading.Thread(target=send_legs, args=(port, legs, seconds, script, stop))
+        sender.start()
+        latencies, deadline = [], time.monotonic() + seconds + 3.0
+        while time.monotonic() < deadline:
+            message = subscriber.receive(200)
+            if message is not None:
+                latencies.append(message.payload["latency"]["end_to_publish_ms"])
+        stop.set()
+        sender.join()
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        subscriber.close()
+    expected = legs * int(seconds / 4.2)  # an utterance every ~4.2 s of the script, per leg (lower bound)
+    values = np.array(latencies) if latencies else np.array([np.inf])
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {
+        "legs": legs,
+        "utterances": len(latencies),
+        "expected_min": expected,
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", default="tiny.en")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--levels", default="1,2,4,8,12,16,24,32")
+    args = parser.parse_args()
+    bundle = resolve_bundle(args.bundle)
+    script, _ = call_script()
+    print(f"machine: {describe_machine()}; bundle {bundle.path.name}")
+    best = {}
+    for mode, batch in MODES.items():
+        print(f"\n{mode} (max batch {batch[0]}, max wait {batch[1]} ms)")
+        print("legs  utterances  p50 ms  p95 ms  p99 ms  sustained")
+        best[mode] = 0
+        for legs in (int(x) for x in args.levels.split(",")):
+            r = run_level(args.bundle, legs, args.seconds, batch, script)
+            ok = r["p95"] <= P95_LIMIT_MS and r["utterances"] >= r["expected_min"]
+            figures = f"{r['p50']:6.1f}  {r['p95']:6.1f}  {r['p99']:6.1f}"
+            print(f"{legs:4d}  {r['utterances']:10d}  {figures}  {'yes' if ok else 'no'}")
+            if not ok:
+                break
+            best[mode] = legs
+    ratio = best["batched"] / best["naive"] if best["naive"] else float("inf")
+    print(f"\nmost legs sustained: batched {best['batched']}, naive {best['naive']} (ratio {ratio:.2f})")
+
+
+if __name__ == "__main__":
+    main()
