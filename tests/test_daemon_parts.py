@@ -41,7 +41,7 @@ def test_config_layers_and_errors(tmp_path: Path) -> None:
     assert config.sources == ("file:a.wav",)
     for text, message in (
         ("[segmenter]\nhangovr_ms = 1\n", r"segmenter: unknown setting\(s\) hangovr_ms"),
-        ("[segmenter]\nhangover_ms = 'long'\n", "segmenter.hangover_ms: expected int"),
+        ("[segmenter]\nhangover_ms = 'long'\n", "segmenter.hangover_ms: expected float"),
         ("[nonsense]\nx = 1\n", r"unknown setting\(s\) nonsense"),
         ("[batch]\nmax_batch = 0\n", "invalid batching"),
         ("this is not toml", "daemon.toml"),

@@ -7,7 +7,6 @@ import logging
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 from emoscribe.bundle import resolve_bundle
@@ -16,7 +15,7 @@ from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import CurveKeys, Publisher
-from emoscribe.daemon.segmenter import Segmenter, SegmenterConfig
+from emoscribe.daemon.segmenter import Segmenter
 from emoscribe.daemon.service import Service, Source
 
 log = logging.getLogger(__name__)
@@ -66,27 +65,12 @@ def make_sources(config: DaemonConfig) -> list[Source]:
 
 
 def segmenter_factory(config: DaemonConfig) -> Callable[[str], Segmenter]:
-    """A new segmenter (with its own VAD state) per stream, from settings checked once here."""
-    s = config.segmenter
-    options: dict[str, Any] = (
-        {"aggressiveness": s.aggressiveness, "frame_ms": s.frame_ms} if s.vad == "webrtc" else {}
-    )
+    """A new segmenter (with its own VAD state) per stream; the VAD is tried once here, at start."""
     try:
-        settings = SegmenterConfig(
-            vad=s.vad,
-            vad_options=options,
-            pre_roll_ms=s.pre_roll_ms,
-            start_ms=s.start_ms,
-            hangover_ms=s.hangover_ms,
-            tail_ms=s.tail_ms,
-            min_speech_ms=s.min_speech_ms,
-            max_utterance_s=s.max_utterance_s,
-            speech_gate=s.speech_gate,
-        )
-        settings.make_vad()
+        config.segmenter.make_vad()
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(f"segmenter: {error}") from error
-    return lambda stream: Segmenter(stream, settings, settings.make_vad())
+    return lambda stream: Segmenter(stream, config.segmenter, config.segmenter.make_vad())
 
 
 def build_service(config: DaemonConfig, echo: Callable[[str, dict], None] | None = None) -> Service:

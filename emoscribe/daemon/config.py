@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from emoscribe.daemon.batcher import BatchConfig
+from emoscribe.daemon.segmenter import SegmenterConfig
 
 ENV_PREFIX = "EMOSCRIBE_"
 NOT_SETTINGS = frozenset({"EMOSCRIBE_DATA", "EMOSCRIBE_CACHE"})
@@ -31,20 +32,6 @@ class EngineSettings:
     device: str = "auto"
     variant: str = "auto"
     threads: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SegmenterSettings:
-    vad: str = "webrtc"
-    aggressiveness: int = 2
-    frame_ms: int = 30
-    pre_roll_ms: int = 300
-    start_ms: int = 150
-    hangover_ms: int = 500
-    tail_ms: int = 100
-    min_speech_ms: int = 250
-    max_utterance_s: float = 15.0
-    speech_gate: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +82,7 @@ class DaemonConfig:
     realtime: bool = True
     drain_deadline_s: float = 5.0
     engine: EngineSettings = field(default_factory=EngineSettings)
-    segmenter: SegmenterSettings = field(default_factory=SegmenterSettings)
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     cues: CueSettingsSection = field(default_factory=CueSettingsSection)
     batch: BatchConfig = field(default_factory=BatchConfig)
     describe: DescribeSettings = field(default_factory=DescribeSettings)
@@ -170,6 +157,10 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
             if isinstance(value, bool):
                 return value
             raise ValueError
+        if isinstance(default, Mapping):
+            if not isinstance(value, Mapping):
+                raise ValueError
+            return dict(value)
         if kind is tuple:
             if isinstance(value, str):
                 return tuple(v.strip() for v in value.split(",") if v.strip())
