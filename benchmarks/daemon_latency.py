@@ -1,13 +1,15 @@
 """End-of-speech → publish latency and the most concurrent real-time 8 kHz RTP streams the daemon sustains.
 
 Usage: python benchmarks/daemon_latency.py [--bundle tiny.en] [--seconds 20] [--levels 1,2,4,8,12,16,24,32]
+       [--workers 2]
 
 For each level N, the daemon (a subprocess, as deployed) receives N PCMU call legs over loopback UDP, paced in
 real time (one 20 ms packet per leg every 20 ms), each a loop of demo sentences with 1.5 s pauses. A subscriber
 collects every utterance's ``latency.end_to_publish_ms``: from the segmenter's end-of-utterance decision to the
 message leaving the socket, so the VAD hangover is not counted. A level is sustained when its p95 is under
-150 ms and no utterance is missing. The same ladder runs twice on the same bundle: with dynamic batching
-(max batch 32, 5 ms wait) and with a naive baseline (one utterance at a time, no batching).
+150 ms and no utterance is missing. The same ladder runs on the same bundle with a naive baseline (one
+utterance at a time, no batching, one process), with dynamic batching (max batch 32, 5 ms wait) in one
+process, and with dynamic batching and the legs sharded over ``--workers`` processes.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from emoscribe.demo import demo_clips
 from emoscribe.g711 import ulaw_encode
 
 P95_LIMIT_MS = 150.0
-MODES = {"batched": (32, 5.0), "naive": (1, 0.0)}
+NAIVE, BATCHED = (1, 0.0), (32, 5.0)
 
 
 def free_port() -> int:
@@ -40,20 +42,41 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def call_script() -> tuple[bytes, int]:
-    """PCMU bytes of the demo sentences with 1.5 s pauses, and how many utterances they hold."""
+def call_script() -> tuple[bytes, np.ndarray]:
+    """PCMU bytes of the demo sentences with 1.5 s pauses, and the script times (s) where each sentence ends."""
     pause = np.zeros(12_000)
-    parts = [pause]
+    parts, ends, length = [pause], [], pause.size
     for path in demo_clips():
-        parts += [resample(load_audio(path)[0], 16_000, 8_000), pause]
+        sentence = resample(load_audio(path)[0], 16_000, 8_000)
+        parts += [sentence, pause]
+        length += sentence.size
+        ends.append(length / 8_000)
+        length += pause.size
     pcm = np.round(np.concatenate(parts) * 32767).clip(-32768, 32767).astype(np.int16)
-    return ulaw_encode(pcm).tobytes(), len(demo_clips())
+    return ulaw_encode(pcm).tobytes(), np.array(ends)
+
+
+def leg_offsets(packets: int, legs: int) -> list[int]:
+    """Each leg starts at another point of the script, so that ends of speech spread out over time."""
+    return [(leg * packets) // legs for leg in range(legs)]
+
+
+def expected_utterances(script: bytes, ends: np.ndarray, legs: int, seconds: float) -> int:
+    """Sentence ends the legs play in ``seconds``: each must arrive (a sentence cut at a leg's start or end can
+    add one more, never fewer)."""
+    packets = len(script) // 160
+    length = packets * 0.02
+    total = 0
+    for offset in leg_offsets(packets, legs):
+        relative = (ends - offset * 0.02) % length
+        total += int(np.maximum(0.0, np.ceil((seconds - relative) / length)).sum())
+    return total
 
 
 def send_legs(port: int, legs: int, seconds: float, script: bytes, stop: threading.Event) -> None:
     """``legs`` real-time PCMU streams, each starting at another point of the script so speech ends spread out."""
     packets = len(script) // 160
-    offsets = [(leg * packets) // legs for leg in range(legs)]
+    offsets = leg_offsets(packets, legs)
     header = bytearray(12)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         started = time.perf_counter()
@@ -72,36 +95,48 @@ def send_legs(port: int, legs: int, seconds: float, script: bytes, stop: threadi
                 time.sleep(delay)
 
 
-def run_level(bundle: str, legs: int, seconds: float, batch: tuple[int, float], script: bytes) -> dict:
+def wait_until_up(subscriber: Subscriber, timeout: float = 120.0) -> None:
+    """Until the daemon's first heartbeat: bundle checked, session warm, every worker ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = subscriber.receive(200)
+        if message is not None and message.kind == "heartbeat":
+            return
+    raise RuntimeError(f"the daemon did not come up within {timeout:.0f} s")
+
+
+def run_level(
+    bundle: str, legs: int, seconds: float, mode: tuple[tuple[int, float], int], script: bytes, ends: np.ndarray
+) -> dict:
+    batch, workers = mode
     port, endpoint = free_port(), f"tcp://127.0.0.1:{free_port()}"
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "daemon.toml"
         config.write_text(
-            f'sources = ["rtp://127.0.0.1:{port}"]\n[engine]\nbundle = "{bundle}"\n'
+            f'sources = ["rtp://127.0.0.1:{port}"]\nworkers = {workers}\n[engine]\nbundle = "{bundle}"\n'
             f"[batch]\nmax_batch = {batch[0]}\nmax_wait_ms = {batch[1]}\n"
             f"[rtp]\ninactivity_timeout_s = 1.0\n[metrics]\nenabled = false\n"
         )
-        subscriber = Subscriber(endpoint, ["utterance."])
+        subscriber = Subscriber(endpoint, ["utterance.", "heartbeat"])
         daemon = subprocess.Popen(
             [sys.executable, "-m", "emoscribe", "run", "--config", str(config), "--endpoint", endpoint],
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=(Path(folder) / "daemon.log").open("w"),
         )
-        time.sleep(4.0)  # start-up: bundle checksums, session warm-up, join delay
+        wait_until_up(subscriber)
         stop = threading.Event()
         sender = threading.Thread(target=send_legs, args=(port, legs, seconds, script, stop))
         sender.start()
         latencies, deadline = [], time.monotonic() + seconds + 3.0
         while time.monotonic() < deadline:
             message = subscriber.receive(200)
-            if message is not None:
+            if message is not None and message.kind == "utterance":
                 latencies.append(message.payload["latency"]["end_to_publish_ms"])
         stop.set()
         sender.join()
         daemon.terminate()
         daemon.wait(timeout=30)
         subscriber.close()
-    expected = legs * int(seconds / 4.2)  # an utterance every ~4.2 s of the script, per leg (lower bound)
+    expected = expected_utterances(script, ends, legs, seconds)
     values = np.array(latencies) if latencies else np.array([np.inf])
     p50, p95, p99 = np.percentile(values, [50, 95, 99])
     return {
@@ -119,25 +154,34 @@ def main() -> None:
     parser.add_argument("--bundle", default="tiny.en")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--levels", default="1,2,4,8,12,16,24,32")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the sharded run")
     args = parser.parse_args()
+    modes = {
+        "naive": (NAIVE, 1),
+        "batched": (BATCHED, 1),
+        f"batched, {args.workers} workers": (BATCHED, args.workers),
+    }
     bundle = resolve_bundle(args.bundle)
-    script, _ = call_script()
+    script, ends = call_script()
     print(f"machine: {describe_machine()}; bundle {bundle.path.name}")
     best = {}
-    for mode, batch in MODES.items():
-        print(f"\n{mode} (max batch {batch[0]}, max wait {batch[1]} ms)")
+    for mode, ((size, wait), workers) in modes.items():
+        print(f"\n{mode} (max batch {size}, max wait {wait} ms, {workers} process(es) for the legs)")
         print("legs  utterances  p50 ms  p95 ms  p99 ms  sustained")
         best[mode] = 0
         for legs in (int(x) for x in args.levels.split(",")):
-            r = run_level(args.bundle, legs, args.seconds, batch, script)
+            r = run_level(args.bundle, legs, args.seconds, modes[mode], script, ends)
             ok = r["p95"] <= P95_LIMIT_MS and r["utterances"] >= r["expected_min"]
             figures = f"{r['p50']:6.1f}  {r['p95']:6.1f}  {r['p99']:6.1f}"
             print(f"{legs:4d}  {r['utterances']:10d}  {figures}  {'yes' if ok else 'no'}")
             if not ok:
                 break
             best[mode] = legs
-    ratio = best["batched"] / best["naive"] if best["naive"] else float("inf")
-    print(f"\nmost legs sustained: batched {best['batched']}, naive {best['naive']} (ratio {ratio:.2f})")
+    naive = best["naive"]
+    print("\nmost legs sustained: " + ", ".join(f"{mode} {legs}" for mode, legs in best.items()))
+    for mode, legs in best.items():
+        if mode != "naive":
+            print(f"ratio {mode} / naive: {legs / naive:.2f}" if naive else f"{mode}: naive sustained none")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from emoscribe.daemon.config import DaemonConfig, MetricsSettings, PublishSettin
 from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
 from emoscribe.daemon.frames import Frame, StreamInfo
+from emoscribe.daemon.frontend import InProcess
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.service import Service
@@ -88,7 +89,8 @@ def main() -> None:
     bundle = resolve_bundle(args.bundle)
     engine = OnnxEngine(bundle, "cpu")
     publisher = Publisher(config.publish.endpoint)
-    service = Service(config, engine, Describer(bundle), publisher, Metrics(), segmenter_factory(config))
+    describer = Describer(bundle)
+    service = Service(config, engine, describer, publisher, Metrics())
     clips = [load_audio(p)[0].astype(np.float32) for p in demo_clips()]
     samples: list[tuple[int, float]] = []
     done = 0
@@ -100,7 +102,9 @@ def main() -> None:
 
     started = time.monotonic()
     calls = args.utterances // 3
-    asyncio.run(service.run([CallSource(calls, args.streams, clips, sample)], asyncio.Event()))
+    source = CallSource(calls, args.streams, clips, sample)
+    front = InProcess([source], segmenter_factory(config), describer.binner, config.cues.partial_interval_s)
+    asyncio.run(service.run([front], asyncio.Event()))
     took = time.monotonic() - started
     published = int(service.metrics.utterances.labels("silence")._value.get())
     counts, rss = np.array(samples).T

@@ -57,11 +57,13 @@ def conversation(demo_dir: Path, path: Path) -> list[tuple[float, float]]:
     return spans
 
 
-def start_daemon(bundle_dir: Path, tmp_path: Path, *sources: str, realtime: bool = False, extra: str = ""):
+def start_daemon(
+    bundle_dir: Path, tmp_path: Path, *sources: str, realtime: bool = False, extra: str = "", workers: int = 1
+):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     config = tmp_path / "daemon.toml"
     config.write_text(
-        f"realtime = {'true' if realtime else 'false'}\n"
+        f"realtime = {'true' if realtime else 'false'}\nworkers = {workers}\n"
         "[segmenter]\npre_roll_ms = 100\nhangover_ms = 400\ntail_ms = 50\n"
         "[publish]\nheartbeat_s = 0.5\njoin_delay_s = 1.0\n"
         f"[engine]\nbundle = '{bundle_dir}'\n[metrics]\nenabled = false\n" + extra
@@ -169,11 +171,17 @@ def test_start_up_errors_are_one_clear_line(bundle_dir: Path, tmp_path: Path) ->
     assert "no sources" in run_fails("--bundle", str(bundle_dir), "--no-metrics")
 
 
-def test_rtp_pcmu_end_to_end(bundle_dir: Path, tmp_path: Path, demo_dir: Path) -> None:
-    """Two call legs of PCMU over loopback UDP, as a media server would send them."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rtp_pcmu_end_to_end(bundle_dir: Path, tmp_path: Path, demo_dir: Path, workers: int) -> None:
+    """Two call legs of PCMU over loopback UDP, as a media server would send them; with two workers, the SSRCs
+    (odd and even) put one leg on each."""
     port = free_port()
     process, subscriber = start_daemon(
-        bundle_dir, tmp_path, f"rtp://127.0.0.1:{port}", extra="[rtp]\ninactivity_timeout_s = 0.5\n"
+        bundle_dir,
+        tmp_path,
+        f"rtp://127.0.0.1:{port}",
+        extra="[rtp]\ninactivity_timeout_s = 0.5\n",
+        workers=workers,
     )
     legs = {}
     for ssrc, name in ((0x1111, "03-01-05-02-01-01-10.flac"), (0x2222, "03-01-04-01-01-01-03.flac")):
@@ -185,7 +193,8 @@ def test_rtp_pcmu_end_to_end(bundle_dir: Path, tmp_path: Path, demo_dir: Path) -
             1.0,
             1.0 + speech.size / RATE,
         )
-    collect(subscriber, lambda ms: False, timeout=2.5)  # the daemon starts and subscribes us
+    up = collect(subscriber, lambda ms: any(m.kind == "heartbeat" for m in ms), timeout=60)
+    assert up and up[-1].kind == "heartbeat", "the daemon reports itself up (all workers ready)"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         packets = max(len(payload) for payload, _, _ in legs.values()) // 160
         for index in range(packets):

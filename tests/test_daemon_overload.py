@@ -18,6 +18,7 @@ from emoscribe.daemon.config import DaemonConfig, PublishSettings
 from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine import EngineOutput
 from emoscribe.daemon.frames import Frame, StreamInfo
+from emoscribe.daemon.frontend import InProcess
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.service import Service
@@ -65,6 +66,11 @@ class MemorySource:
             sink.stream_ended(name, "eof")
 
 
+def in_process(service: Service, source: MemorySource) -> InProcess:
+    config = service.config
+    return InProcess([source], segmenter_factory(config), service.describer.binner, config.cues.partial_interval_s)
+
+
 @pytest.fixture()
 def service(tmp_path: Path):
     config = DaemonConfig(
@@ -76,7 +82,7 @@ def service(tmp_path: Path):
     sent: list[dict] = []
     publisher.echo = lambda topic, payload: sent.append(payload)
     engine = SlowEngine()
-    built = Service(config, engine, Describer(bundle), publisher, Metrics(), segmenter_factory(config))
+    built = Service(config, engine, Describer(bundle), publisher, Metrics())
     yield built, sent, engine
     publisher.close()
 
@@ -86,7 +92,7 @@ def test_overload_drops_are_counted_and_everything_is_published(service, demo_di
     speech = load_audio(demo_dir / "03-01-05-02-01-01-10.flac")[0].astype(np.float32)
     burst = np.concatenate([np.zeros(RATE // 2, np.float32), speech, np.zeros(RATE, np.float32)] * 2)
     streams = {f"leg-{i:02d}": burst for i in range(40)}
-    assert asyncio.run(service.run([MemorySource(streams)], asyncio.Event()))
+    assert asyncio.run(service.run([in_process(service, MemorySource(streams))], asyncio.Event()))
     utterances = [p for p in sent if p["schema"] == "emoscribe.utterance/1"]
     degraded = [u for u in utterances if u["emotion"]["label"] is None]
     assert len(utterances) == 80, "every utterance is published, with or without the model's outputs"
@@ -101,7 +107,7 @@ def test_overload_drops_are_counted_and_everything_is_published(service, demo_di
     before = service.batcher.refused
     service.batcher = type(service.batcher)(engine, service.config.batch, service._on_result)
     sent.clear()
-    asyncio.run(service.run([MemorySource({"calm-leg": burst})], asyncio.Event()))
+    asyncio.run(service.run([in_process(service, MemorySource({"calm-leg": burst}))], asyncio.Event()))
     again = [p for p in sent if p["schema"] == "emoscribe.utterance/1"]
     assert len(again) == 2 and all(u["emotion"]["label"] == "angry" for u in again)
     assert before == refused and service.batcher.refused == 0

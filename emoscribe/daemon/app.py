@@ -1,29 +1,49 @@
-"""Building a running daemon from its configuration: bundle, engine, sources, segmenters, publisher, metrics."""
+"""Building a running daemon from its configuration: bundle, engine, front ends and sources, publisher, metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
 from emoscribe.bundle import resolve_bundle
+from emoscribe.cues.binning import Binner
 from emoscribe.daemon.config import ConfigError, DaemonConfig
 from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
+from emoscribe.daemon.frontend import InProcess, Source
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import CurveKeys, Publisher
 from emoscribe.daemon.segmenter import Segmenter
-from emoscribe.daemon.service import Service, Source
+from emoscribe.daemon.service import Producer, Service
+from emoscribe.daemon.shards import ShardPool
+from emoscribe.daemon.udp_sockets import bind_udp, ssrc_socket_group
 
 log = logging.getLogger(__name__)
 
 
-def make_sources(config: DaemonConfig) -> list[Source]:
-    """Sources from their URIs: ``file:PATH``, ``mic:[DEVICE]``, ``stdin:[RATE]``, ``rtp://HOST:PORT``."""
+def rtp_address(uri: str, index: int) -> tuple[str, int]:
+    """Host and port of ``rtp://HOST:PORT``."""
+    address = urlparse(uri)
+    if address.port is None:
+        raise ConfigError(f"sources[{index}]: {uri!r} needs a port, e.g. rtp://127.0.0.1:5004")
+    return address.hostname or "127.0.0.1", address.port
+
+
+def is_rtp(uri: str) -> bool:
+    return uri.partition(":")[0] == "rtp"
+
+
+def make_sources(config: DaemonConfig, sockets: Sequence[socket.socket]) -> list[Source]:
+    """Sources from their URIs: ``file:PATH``, ``mic:[DEVICE]``, ``stdin:[RATE]``, ``rtp://HOST:PORT``; the
+    RTP sources take the bound ``sockets`` in order."""
     sources: list[Source] = []
+    rtp_sockets = iter(sockets)
     for index, uri in enumerate(config.sources):
         scheme, _, rest = uri.partition(":")
         if scheme == "file":
@@ -44,13 +64,11 @@ def make_sources(config: DaemonConfig) -> list[Source]:
         elif scheme == "rtp":
             from emoscribe.daemon.sources.rtp_source import RtpConfig, RtpSource
 
-            address = urlparse(uri)
-            if address.port is None:
-                raise ConfigError(f"sources[{index}]: {uri!r} needs a port, e.g. rtp://127.0.0.1:5004")
+            host, port = rtp_address(uri, index)
             try:
                 rtp = RtpConfig(
-                    host=address.hostname or "127.0.0.1",
-                    port=address.port,
+                    host=host,
+                    port=port,
                     allow=config.rtp.allow or None,
                     inactivity_timeout=config.rtp.inactivity_timeout_s,
                     max_streams=config.rtp.max_streams,
@@ -58,10 +76,31 @@ def make_sources(config: DaemonConfig) -> list[Source]:
                 )
             except ValueError as error:
                 raise ConfigError(f"rtp: {error}") from error
-            sources.append(RtpSource(rtp))
+            sources.append(RtpSource(rtp, next(rtp_sockets)))
         else:
             raise ConfigError(f"sources[{index}]: unknown source {uri!r} (file:, mic:, stdin:, rtp://)")
     return sources
+
+
+def make_producers(
+    config: DaemonConfig, binner: Binner, extra: Sequence[Source] = (), json_logs: bool = False
+) -> list[Producer]:
+    """The front ends: all in this process with ``workers = 1``; else RTP legs sharded over worker processes
+    and any other source (a file, the demo) in this process. Every RTP socket is bound here, at start-up."""
+    rtp_uris = [(index, uri) for index, uri in enumerate(config.sources) if is_rtp(uri)]
+    make_segmenter = segmenter_factory(config)
+    interval = config.cues.partial_interval_s
+    if config.workers == 1 or not rtp_uris:
+        sockets = [bind_udp(*rtp_address(uri, index)) for index, uri in rtp_uris]
+        return [InProcess([*make_sources(config, sockets), *extra], make_segmenter, binner, interval)]
+    others = replace(config, sources=tuple(uri for uri in config.sources if not is_rtp(uri)))
+    local = [*make_sources(others, ()), *extra]
+    groups = [ssrc_socket_group(*rtp_address(uri, index), config.workers) for index, uri in rtp_uris]
+    rtp_only = replace(config, sources=tuple(uri for _, uri in rtp_uris))
+    producers: list[Producer] = [ShardPool(rtp_only, binner, groups, json_logs)]
+    if local:
+        producers.append(InProcess(local, make_segmenter, binner, interval))
+    return producers
 
 
 def segmenter_factory(config: DaemonConfig) -> Callable[[str], Segmenter]:
@@ -93,10 +132,10 @@ def build_service(config: DaemonConfig, echo: Callable[[str, dict], None] | None
         engine.variant,
         publisher.endpoint,
     )
-    return Service(config, engine, describer, publisher, metrics, segmenter_factory(config))
+    return Service(config, engine, describer, publisher, metrics)
 
 
-async def serve(service: Service, sources: list[Source]) -> bool:
+async def serve(service: Service, producers: Sequence[Producer]) -> bool:
     """Run until the sources end or SIGINT/SIGTERM; ``True`` when everything in flight was published."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -104,6 +143,6 @@ async def serve(service: Service, sources: list[Source]) -> bool:
         loop.add_signal_handler(signum, stop.set)
     await asyncio.sleep(service.config.publish.join_delay_s)
     try:
-        return await service.run(sources, stop)
+        return await service.run(producers, stop)
     finally:
         service.publisher.close()

@@ -29,6 +29,7 @@ class JsonFormatter(logging.Formatter):
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
+            "process": record.processName,
             "logger": record.name,
             "message": record.getMessage(),
         }
@@ -37,11 +38,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def _logging(level: str, json_logs: bool) -> None:
+def configure_logging(level: str | int, json_logs: bool) -> None:
+    """Plain or JSON-lines logs on stderr; the process name tells workers of a sharded daemon apart."""
     handler = logging.StreamHandler(sys.stderr)
-    plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    plain = logging.Formatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
     handler.setFormatter(JsonFormatter() if json_logs else plain)
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.basicConfig(level=level.upper() if isinstance(level, str) else level, handlers=[handler], force=True)
 
 
 def _ensure_default_bundle(spec: str) -> None:
@@ -61,6 +63,7 @@ def run_command(
     ] = None,
     demo: Annotated[bool, typer.Option(help="Play the bundled demo clips and print what is published.")] = False,
     realtime: Annotated[bool | None, typer.Option(help="Pace file sources in real time (demo: no).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes sharing the RTP call legs (default 1).")] = None,
     bundle: Annotated[str | None, typer.Option(help="Bundle directory or default bundle name.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, tensorrt, cuda or cpu.")] = None,
     endpoint: Annotated[str | None, typer.Option(help="ZeroMQ endpoint to publish on.")] = None,
@@ -70,16 +73,17 @@ def run_command(
     json_logs: Annotated[bool, typer.Option("--json-logs", help="JSON-lines logs on stderr.")] = False,
 ) -> None:
     """Run the streaming daemon: segment speech, describe each utterance, publish over ZeroMQ."""
-    from emoscribe.daemon.app import build_service, make_sources, serve
+    from emoscribe.daemon.app import build_service, make_producers, serve
     from emoscribe.daemon.sources.file_source import FileSource
     from emoscribe.demo import demo_clips
 
-    _logging(log_level, json_logs)
+    configure_logging(log_level, json_logs)
     try:
         settings = load_config(
             config,
             sources=list(source) if source else None,
             realtime=realtime if realtime is not None else (False if demo else None),
+            workers=workers,
             engine__bundle=bundle,
             engine__device=device,
             publish__endpoint=endpoint,
@@ -90,13 +94,16 @@ def run_command(
             raise ConfigError("no sources: give --source (file:, mic:, stdin:, rtp://), a config file, or --demo")
         _ensure_default_bundle(settings.engine.bundle)
         service = build_service(settings, echo=_printer() if demo else None)
-        sources = make_sources(settings)
-        if demo:
-            sources.append(FileSource(demo_clips(), "demo", realtime=settings.realtime))
+        extra = [FileSource(demo_clips(), "demo", realtime=settings.realtime)] if demo else []
+        producers = make_producers(settings, service.describer.binner, extra, json_logs)
     except (ConfigError, BundleError, OSError, RuntimeError, ValueError, subprocess.CalledProcessError) as error:
         print(f"emoscribe run: {error}", file=sys.stderr)
         raise typer.Exit(1) from error
-    if not asyncio.run(serve(service, sources)):
+    drained = asyncio.run(serve(service, producers))
+    if service.failures:
+        print(f"emoscribe run: {'; '.join(service.failures)}", file=sys.stderr)
+        raise typer.Exit(1)
+    if not drained:
         print("emoscribe run: the drain deadline passed with utterances still queued", file=sys.stderr)
 
 

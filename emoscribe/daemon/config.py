@@ -71,6 +71,7 @@ class MetricsSettings:
 class RtpSettings:
     inactivity_timeout_s: float = 2.0
     max_streams: int = 2000
+    """Open streams per process that receives RTP (each worker, with ``workers`` > 1)."""
     allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     stream_key: str = "ssrc"
 
@@ -80,6 +81,9 @@ class DaemonConfig:
     sources: tuple[str, ...] = ()
     """``file:PATH``, ``mic:[DEVICE]``, ``stdin:[RATE]``, ``rtp://HOST:PORT``."""
     realtime: bool = True
+    workers: int = 1
+    """Processes that share the RTP call legs (by SSRC); 1 runs everything in one process, as a microphone,
+    file or stdin source always does."""
     drain_deadline_s: float = 5.0
     engine: EngineSettings = field(default_factory=EngineSettings)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
@@ -89,6 +93,10 @@ class DaemonConfig:
     publish: PublishSettings = field(default_factory=PublishSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     rtp: RtpSettings = field(default_factory=RtpSettings)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
 
 
 SECTIONS = frozenset(f.name for f in fields(DaemonConfig) if f.default_factory is not MISSING)

@@ -1,8 +1,10 @@
-"""The daemon's wiring: sources → per-stream segmenter and cues → batcher → describe → publisher, with metrics.
+"""The daemon's core: front ends' results → batcher → engine → describe → publisher, with metrics.
 
-Everything per stream happens on the event loop in arrival order; only the engine runs in its own thread, and its
-results come back to the loop. Shutdown ends every source, closes open utterances, lets the engine finish what is
-queued within the drain deadline, publishes it, and returns.
+Front ends (the per-stream work, in this process or in worker processes) call the :class:`Downstream` methods
+on the event loop; only the engine runs in its own thread, and its results come back to the loop. The first
+``heartbeat`` goes out once every producer has started, so a subscriber can tell when the daemon is up. Shutdown
+ends every producer (which closes open utterances), lets the engine finish what is queued within the drain
+deadline, publishes it, and returns.
 """
 
 from __future__ import annotations
@@ -11,56 +13,46 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
-from emoscribe.cues import CueTracker, extract_cues
 from emoscribe.cues.baseline import SpeakerBaselines
 from emoscribe.daemon.batcher import Batcher, Request, Result
 from emoscribe.daemon.config import DaemonConfig
 from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine import Engine
-from emoscribe.daemon.frames import Frame, StreamInfo
+from emoscribe.daemon.frames import StreamInfo
+from emoscribe.daemon.frontend import COUNTED, Downstream, ReadyUtterance
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
-from emoscribe.daemon.segmenter import Segmenter, SpeechAudio, SpeechStarted, UtteranceDropped, UtteranceEnded
 
 log = logging.getLogger(__name__)
 
 
-class Source(Protocol):
-    async def run(self, sink: Service, stop: asyncio.Event) -> None: ...
+class Producer(Protocol):
+    """Runs front ends that report to ``downstream``."""
+
+    async def start(self, downstream: Downstream) -> None:
+        """Get ready to take audio; an exception here is a start-up failure."""
+        ...
+
+    async def run(self, downstream: Downstream, stop: asyncio.Event) -> None:
+        """Produce until the sources end or ``stop`` is set."""
+        ...
 
 
 @dataclass(slots=True)
 class StreamState:
     info: StreamInfo
-    segmenter: Segmenter
-    tracker: CueTracker | None = None
-    utterance_start: float = 0.0
-    next_partial: float = 0.0
     position: float = 0.0
     pending: int = 0
     ended: str | None = None
 
 
-@dataclass(slots=True)
-class Pending:
-    """What travels with an utterance through the engine and back."""
-
-    stream: str
-    event: UtteranceEnded
-    decided: float
-    cues_s: float
-    cues: Any
-    timings: dict[str, float] = field(default_factory=dict)
-
-
 class Service:
-    """Implements the sources' ``FrameSink`` and publishes everything the pipeline produces."""
+    """Implements :class:`Downstream` and publishes everything the pipeline produces."""
 
     def __init__(
         self,
@@ -69,119 +61,75 @@ class Service:
         describer: Describer,
         publisher: Publisher,
         metrics: Metrics,
-        make_segmenter,
     ) -> None:
         self.config = config
         self.describer = describer
         self.publisher = publisher
         self.metrics = metrics
-        self.make_segmenter = make_segmenter
         self.streams: dict[str, StreamState] = {}
-        self.baselines = SpeakerBaselines()
+        self.baselines = SpeakerBaselines(half_life=config.cues.baseline_half_life)
         self.batcher = Batcher(engine, config.batch, self._on_result)
         self.started = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._counters = {family: getattr(metrics, family) for family in COUNTED}
+        self.failures: list[str] = []
 
-    # --- FrameSink -------------------------------------------------------------------------------------------
-    def stream_started(self, info: StreamInfo) -> None:
+    # --- Downstream --------------------------------------------------------------------------------------------
+    def stream_opened(self, info: StreamInfo) -> None:
         if info.stream in self.streams:
-            log.warning("stream %s started twice; keeping the open one", info.stream)
+            log.warning("stream %s opened twice; keeping the open one", info.stream)
             return
-        self.streams[info.stream] = StreamState(info, self.make_segmenter(info.stream))
+        self.streams[info.stream] = StreamState(info)
         self.metrics.active_streams.set(len(self.streams))
         body = {"event": "start", "start": 0.0, "end": 0.0, "reason": None, "details": info.details}
         self._send("stream", info.stream, body)
 
-    def frame(self, frame: Frame) -> None:
-        state = self.streams.get(frame.stream)
-        if state is None or state.ended:
-            self.metrics.errors.labels("frame_for_unknown_stream").inc()
-            return
-        samples = frame.samples
-        if not np.isfinite(samples).all():
-            self.metrics.errors.labels("non_finite_samples").inc()
-            samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
-            frame = Frame(frame.stream, frame.start, samples)
-        self.metrics.frames.labels(state.info.kind).inc()
-        state.position = frame.end
-        self._handle(state, state.segmenter.push(frame))
+    def partial_cues(self, stream: str, body: dict[str, Any], seconds: float) -> None:
+        self.metrics.stage_seconds.labels("partial_cues").observe(seconds)
+        self._send("cues", stream, body)
 
-    def stream_ended(self, stream: str, reason: str) -> None:
+    def utterance_ready(self, ready: ReadyUtterance) -> None:
+        self.metrics.stage_seconds.labels("cues").observe(ready.cues_s)
+        state = self.streams.get(ready.stream)
+        if state is not None:
+            state.pending += 1
+            state.position = max(state.position, ready.event.end)
+        request = Request(ready.event.samples, ready)
+        if not self.batcher.submit(request):
+            self.metrics.drops.labels("engine_queue_full").inc()
+            self._complete(Result(request, None, None, 0.0, 0.0, 0, "engine queue full"))
+        self.metrics.queue_depth.set(self.batcher.depth)
+
+    def stream_closed(self, stream: str, reason: str, position: float | None) -> None:
         state = self.streams.get(stream)
         if state is None or state.ended:
             return
-        self._handle(state, state.segmenter.flush("stream_end"))
         state.ended = reason
+        if position is not None:
+            state.position = position
         self._maybe_close(state)
 
-    # --- pipeline ----------------------------------------------------------------------------------------------
-    def _handle(self, state: StreamState, events: Sequence[object]) -> None:
-        for event in events:
-            if isinstance(event, SpeechStarted):
-                state.tracker = CueTracker()
-                state.utterance_start = event.start
-                state.next_partial = self.config.cues.partial_interval_s
-            elif isinstance(event, SpeechAudio):
-                self._partial(state, event)
-            elif isinstance(event, UtteranceEnded):
-                state.tracker = None
-                self._utterance(state, event)
-            elif isinstance(event, UtteranceDropped):
-                state.tracker = None
-                self.metrics.drops.labels(f"utterance_{event.reason}").inc()
+    def count(self, family: str, label: str, n: int = 1) -> None:
+        self._counters[family].labels(label).inc(n)
 
-    def _partial(self, state: StreamState, event: SpeechAudio) -> None:
-        tracker = state.tracker
-        if tracker is None or self.config.cues.partial_interval_s <= 0:
-            return
-        tracker.push(event.samples)
-        if tracker.duration_s < state.next_partial:
-            return
-        state.next_partial += self.config.cues.partial_interval_s
-        began = time.perf_counter()
-        cues = tracker.cues()
-        took = time.perf_counter() - began
-        self.metrics.stage_seconds.labels("partial_cues").observe(took)
-        tokens = self.describer.binner.tokens(cues)
-        self._send(
-            "cues",
-            state.info.stream,
-            {
-                "start": state.utterance_start,
-                "end": state.utterance_start + cues.duration_s,
-                "partial": True,
-                "cues": cues.to_dict(),
-                "tokens": {family: token.level for family, token in tokens.items()},
-                "latency": {"cues_ms": took * 1000},
-            },
-        )
+    def watch_source(self, name: str, rejected: Counter[str]) -> None:
+        self.metrics.watch_source(name, rejected)
 
-    def _utterance(self, state: StreamState, event: UtteranceEnded) -> None:
-        decided = time.perf_counter()
-        cues = extract_cues(event.samples)
-        cues_s = time.perf_counter() - decided
-        self.metrics.stage_seconds.labels("cues").observe(cues_s)
-        pending = Pending(state.info.stream, event, decided, cues_s, cues)
-        state.pending += 1
-        if not self.batcher.submit(Request(event.samples, pending)):
-            self.metrics.drops.labels("engine_queue_full").inc()
-            self._complete(Result(Request(event.samples, pending), None, None, 0.0, 0.0, 0, "engine queue full"))
-        self.metrics.queue_depth.set(self.batcher.depth)
-
+    # --- engine results ----------------------------------------------------------------------------------------
     def _on_result(self, result: Result) -> None:
         """Called in the batcher's thread: hand the result back to the event loop."""
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._complete, result)
 
     def _complete(self, result: Result) -> None:
-        pending: Pending = result.request.context
+        pending: ReadyUtterance = result.request.context
         state = self.streams.get(pending.stream)
-        if result.error:
-            self.metrics.errors.labels("engine").inc()
-        else:
+        if result.error is None:
             self.metrics.batch_size.observe(result.batch_size)
             self.metrics.stage_seconds.labels("queue").observe(result.queue_s)
             self.metrics.stage_seconds.labels("inference").observe(result.inference_s)
+        elif result.batch_size:  # the engine ran and failed (a refused utterance never reached it)
+            self.metrics.errors.labels("engine").inc()
         began = time.perf_counter()
         baseline = self.baselines.baseline(pending.stream)
         description = self.describer.describe(pending.cues, result.embedding, result.logits, baseline)
@@ -229,20 +177,32 @@ class Service:
         return self.publisher.publish(kind, stream, body)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
-    async def run(self, sources: Sequence[Source], stop: asyncio.Event) -> bool:
-        """Run until every source ends or ``stop`` is set; then drain. ``True`` if everything was published."""
+    async def run(self, producers: Sequence[Producer], stop: asyncio.Event) -> bool:
+        """Run until every producer ends or ``stop`` is set; then drain. ``True`` if everything was published.
+
+        A producer that fails (e.g. a worker that cannot start) stops the others, and its error is kept in
+        :attr:`failures` for the caller to report."""
         self._loop = asyncio.get_running_loop()
-        for index, source in enumerate(sources):
-            rejected = getattr(source, "rejected", None)
-            if rejected is not None:
-                self.metrics.watch_source(f"{type(source).__name__}-{index}", rejected)
         self.batcher.start()
+        started = []
+        for producer in producers:
+            try:
+                await producer.start(self)
+            except Exception as error:
+                log.error("%s failed to start: %s", type(producer).__name__, error)
+                self.failures.append(f"{type(producer).__name__}: {error}")
+                stop.set()
+                break
+            started.append(producer)
         beat = asyncio.create_task(self._heartbeat(stop))
-        results = await asyncio.gather(*(s.run(self, stop) for s in sources), return_exceptions=True)
-        for source, outcome in zip(sources, results, strict=True):
+        tasks = [asyncio.create_task(p.run(self, stop)) for p in started]
+        for task in tasks:
+            task.add_done_callback(lambda done: done.cancelled() or done.exception() is None or stop.set())
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for producer, outcome in zip(started, results, strict=True):
             if isinstance(outcome, Exception):
-                log.error("source %s failed: %s", type(source).__name__, outcome)
-                self.metrics.errors.labels("source").inc()
+                log.error("%s failed: %s", type(producer).__name__, outcome)
+                self.failures.append(f"{type(producer).__name__}: {outcome}")
         deadline = self.config.drain_deadline_s
         drained = await asyncio.to_thread(self.batcher.stop, deadline)
         waited = time.monotonic()
@@ -258,9 +218,7 @@ class Service:
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         previous = 0.0
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.config.publish.heartbeat_s)
+        while True:
             uptime = time.monotonic() - self.started
             body = {
                 "start": previous,
@@ -272,3 +230,7 @@ class Service:
             }
             self._send("heartbeat", "daemon", body)
             previous = uptime
+            if stop.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.config.publish.heartbeat_s)

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import socket
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -94,8 +95,11 @@ class RtpSource:
 
     kind = "rtp"
 
-    def __init__(self, config: RtpConfig | None = None) -> None:
+    def __init__(self, config: RtpConfig | None = None, sock: socket.socket | None = None) -> None:
+        """With ``sock`` (bound already, as the daemon does at start-up) the source uses it and ignores the
+        config's host and port; without, it binds them itself when it runs."""
         self.config = config or RtpConfig()
+        self._sock = sock
         self.rejected: Counter[str] = Counter()
         self.jitter: Counter[str] = Counter()
         self.packets = 0
@@ -122,9 +126,12 @@ class RtpSource:
         host, port = self.config.host, self.config.port
         self._sink = sink
         try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Protocol(self, loop), local_addr=(host, port)
-            )
+            if self._sock is not None:
+                transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self, loop), sock=self._sock)
+            else:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _Protocol(self, loop), local_addr=(host, port)
+                )
         except OSError as error:
             raise OSError(
                 error.errno, f"cannot listen for RTP on {host}:{port}: {error.strerror or error}"

@@ -1,0 +1,201 @@
+"""The per-stream half of the pipeline: frames → segmenter → rolling and final cues → what the service publishes.
+
+This is the CPU work that grows with the number of calls (VAD, Praat), so it is kept apart from the service's
+engine and publisher: one process runs it for a microphone, several worker processes run it for many RTP legs
+(see :mod:`emoscribe.daemon.shards`), and both hand their results to a :class:`Downstream`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from emoscribe.cues import CueTracker, extract_cues
+from emoscribe.cues.binning import Binner
+from emoscribe.cues.model import Cues
+from emoscribe.daemon.frames import Frame, FrameSink, StreamInfo
+from emoscribe.daemon.segmenter import Segmenter, SpeechAudio, SpeechStarted, UtteranceDropped, UtteranceEnded
+
+log = logging.getLogger(__name__)
+
+COUNTED = ("frames", "errors", "drops")
+"""The counter families a front end reports through :meth:`Downstream.count`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyUtterance:
+    """An utterance with its final cues, waiting for the engine; ``decided`` is ``time.perf_counter()`` at the
+    segmenter's end-of-utterance decision (system-wide on Linux, so it holds across worker processes)."""
+
+    stream: str
+    event: UtteranceEnded
+    decided: float
+    cues_s: float
+    cues: Cues
+
+
+class Downstream(Protocol):
+    """Where a front end's results go: the service itself, or the link from a worker process to it."""
+
+    def stream_opened(self, info: StreamInfo) -> None: ...
+
+    def partial_cues(self, stream: str, body: dict[str, Any], seconds: float) -> None: ...
+
+    def utterance_ready(self, ready: ReadyUtterance) -> None: ...
+
+    def stream_closed(self, stream: str, reason: str, position: float | None) -> None:
+        """The stream ended at stream time ``position`` (``None``: unknown, its worker died)."""
+        ...
+
+    def count(self, family: str, label: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``family`` (one of :data:`COUNTED`) under ``label``."""
+        ...
+
+    def watch_source(self, name: str, rejected: Counter[str]) -> None:
+        """A source's own rejection tally, to export as metrics."""
+        ...
+
+
+class Source(Protocol):
+    async def run(self, sink: FrameSink, stop: asyncio.Event) -> None: ...
+
+
+@dataclass(slots=True)
+class _Stream:
+    info: StreamInfo
+    segmenter: Segmenter
+    tracker: CueTracker | None = None
+    utterance_start: float = 0.0
+    next_partial: float = 0.0
+    position: float = 0.0
+
+
+class Frontend:
+    """Implements the sources' ``FrameSink``: segments each stream and computes its cues."""
+
+    def __init__(
+        self,
+        make_segmenter: Callable[[str], Segmenter],
+        binner: Binner,
+        partial_interval_s: float,
+        downstream: Downstream,
+    ) -> None:
+        self.make_segmenter = make_segmenter
+        self.binner = binner
+        self.partial_interval_s = partial_interval_s
+        self.downstream = downstream
+        self.streams: dict[str, _Stream] = {}
+
+    def stream_started(self, info: StreamInfo) -> None:
+        if info.stream in self.streams:
+            log.warning("stream %s started twice; keeping the open one", info.stream)
+            return
+        self.streams[info.stream] = _Stream(info, self.make_segmenter(info.stream))
+        self.downstream.stream_opened(info)
+
+    def frame(self, frame: Frame) -> None:
+        state = self.streams.get(frame.stream)
+        if state is None:
+            self.downstream.count("errors", "frame_for_unknown_stream")
+            return
+        if not np.isfinite(frame.samples).all():
+            self.downstream.count("errors", "non_finite_samples")
+            samples = np.nan_to_num(frame.samples, nan=0.0, posinf=0.0, neginf=0.0)
+            frame = Frame(frame.stream, frame.start, samples)
+        self.downstream.count("frames", state.info.kind)
+        state.position = frame.end
+        self._handle(state, state.segmenter.push(frame))
+
+    def stream_ended(self, stream: str, reason: str) -> None:
+        state = self.streams.pop(stream, None)
+        if state is None:
+            return
+        self._handle(state, state.segmenter.flush("stream_end"))
+        self.downstream.stream_closed(stream, reason, state.position)
+
+    def _handle(self, state: _Stream, events: Sequence[object]) -> None:
+        for event in events:
+            if isinstance(event, SpeechStarted):
+                state.tracker = CueTracker()
+                state.utterance_start = event.start
+                state.next_partial = self.partial_interval_s
+            elif isinstance(event, SpeechAudio):
+                self._partial(state, event)
+            elif isinstance(event, UtteranceEnded):
+                state.tracker = None
+                self._utterance(state, event)
+            elif isinstance(event, UtteranceDropped):
+                state.tracker = None
+                self.downstream.count("drops", f"utterance_{event.reason}")
+
+    def _partial(self, state: _Stream, event: SpeechAudio) -> None:
+        tracker = state.tracker
+        if tracker is None or self.partial_interval_s <= 0:
+            return
+        tracker.push(event.samples)
+        if tracker.duration_s < state.next_partial:
+            return
+        state.next_partial += self.partial_interval_s
+        began = time.perf_counter()
+        cues = tracker.cues()
+        took = time.perf_counter() - began
+        tokens = self.binner.tokens(cues)
+        body = {
+            "start": state.utterance_start,
+            "end": state.utterance_start + cues.duration_s,
+            "partial": True,
+            "cues": cues.to_dict(),
+            "tokens": {family: token.level for family, token in tokens.items()},
+            "latency": {"cues_ms": took * 1000},
+        }
+        self.downstream.partial_cues(state.info.stream, body, took)
+
+    def _utterance(self, state: _Stream, event: UtteranceEnded) -> None:
+        decided = time.perf_counter()
+        cues = extract_cues(event.samples)
+        cues_s = time.perf_counter() - decided
+        self.downstream.utterance_ready(ReadyUtterance(state.info.stream, event, decided, cues_s, cues))
+
+
+async def run_sources(sources: Sequence[Source], frontend: Frontend, stop: asyncio.Event) -> None:
+    """Feed ``frontend`` from every source until they end or ``stop`` is set; a failing source is logged and
+    counted, and the others go on."""
+    for index, source in enumerate(sources):
+        rejected = getattr(source, "rejected", None)
+        if rejected is not None:
+            frontend.downstream.watch_source(f"{type(source).__name__}-{index}", rejected)
+    results = await asyncio.gather(*(s.run(frontend, stop) for s in sources), return_exceptions=True)
+    for source, outcome in zip(sources, results, strict=True):
+        if isinstance(outcome, Exception):
+            log.error("source %s failed: %s", type(source).__name__, outcome)
+            frontend.downstream.count("errors", "source")
+
+
+class InProcess:
+    """The single-process producer (the default, and the only one for a microphone, a file or stdin)."""
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        make_segmenter: Callable[[str], Segmenter],
+        binner: Binner,
+        partial_interval_s: float,
+    ) -> None:
+        self.sources = sources
+        self.make_segmenter = make_segmenter
+        self.binner = binner
+        self.partial_interval_s = partial_interval_s
+
+    async def start(self, downstream: Downstream) -> None:
+        """Nothing to prepare: the sources open themselves when they run."""
+
+    async def run(self, downstream: Downstream, stop: asyncio.Event) -> None:
+        frontend = Frontend(self.make_segmenter, self.binner, self.partial_interval_s, downstream)
+        await run_sources(self.sources, frontend, stop)

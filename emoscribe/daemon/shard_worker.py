@@ -1,0 +1,146 @@
+"""A worker process of a sharded daemon: its share of the RTP call legs through the front end, results to the
+main process over a ZeroMQ PUSH socket.
+
+Messages are ``[kind, pickle]`` pairs on an ``ipc://`` endpoint inside a directory only the daemon's user can
+enter; pickle is safe there because both ends are this program. Per-frame counters are summed here and sent
+every :data:`TALLY_S` seconds, so the link carries a few messages per utterance rather than one per frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import socket
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from emoscribe.cues.binning import Binner
+from emoscribe.daemon.config import DaemonConfig
+from emoscribe.daemon.frames import StreamInfo
+from emoscribe.daemon.frontend import Frontend, ReadyUtterance, run_sources
+
+log = logging.getLogger(__name__)
+
+TALLY_S = 0.25
+SEND_HWM = 100_000
+"""Messages the link may hold while the main process is busy; past it a message is dropped and counted."""
+
+OPEN, PARTIAL, UTTERANCE, CLOSED, TALLY, READY, BYE = (
+    b"open",
+    b"partial",
+    b"utterance",
+    b"closed",
+    b"tally",
+    b"ready",
+    b"bye",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What a worker needs, sent to it when it is spawned."""
+
+    index: int
+    config: DaemonConfig
+    sockets: tuple[socket.socket, ...]
+    """Its socket of each RTP source's group, in the order of the RTP sources."""
+    binner: Binner
+    endpoint: str
+    log_level: int
+    json_logs: bool
+
+
+class LinkDownstream:
+    """The worker's :class:`~emoscribe.daemon.frontend.Downstream`: everything goes to the main process."""
+
+    def __init__(self, endpoint: str, index: int) -> None:
+        self.index = index
+        self._context = zmq.Context()
+        self._push = self._context.socket(zmq.PUSH)
+        self._push.setsockopt(zmq.SNDHWM, SEND_HWM)
+        self._push.setsockopt(zmq.LINGER, 5_000)
+        self._push.connect(endpoint)
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._watched: dict[str, Counter[str]] = {}
+
+    def send(self, kind: bytes, payload: Any) -> None:
+        try:
+            self._push.send_multipart([kind, pickle.dumps(payload, protocol=5)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self._counts[("drops", "worker_link_full")] += 1
+
+    def stream_opened(self, info: StreamInfo) -> None:
+        self.send(OPEN, (self.index, info))
+
+    def partial_cues(self, stream: str, body: dict[str, Any], seconds: float) -> None:
+        self.send(PARTIAL, (stream, body, seconds))
+
+    def utterance_ready(self, ready: ReadyUtterance) -> None:
+        self.send(UTTERANCE, ready)
+
+    def stream_closed(self, stream: str, reason: str, position: float | None) -> None:
+        self.send(CLOSED, (stream, reason, position))
+
+    def count(self, family: str, label: str, n: int = 1) -> None:
+        self._counts[(family, label)] += n
+
+    def watch_source(self, name: str, rejected: Counter[str]) -> None:
+        self._watched[name] = rejected
+
+    def flush_tally(self) -> None:
+        """Counter increments since the last flush, and each source's rejection tally as it stands."""
+        counts, self._counts = dict(self._counts), Counter()
+        rejected = {f"worker{self.index}-{name}": dict(tally) for name, tally in self._watched.items()}
+        self.send(TALLY, (counts, rejected))
+
+    def close(self) -> None:
+        self._push.close()
+        self._context.term()
+
+
+def worker_main(spec: WorkerSpec) -> None:
+    """Entry point of a worker process (spawned: it shares no state with the main process but its sockets)."""
+    from emoscribe.daemon.app import make_sources, segmenter_factory
+    from emoscribe.daemon.commands import configure_logging
+
+    configure_logging(spec.log_level, spec.json_logs)
+    link = LinkDownstream(spec.endpoint, spec.index)
+    try:
+        sources = make_sources(spec.config, list(spec.sockets))
+        frontend = Frontend(segmenter_factory(spec.config), spec.binner, spec.config.cues.partial_interval_s, link)
+        link.send(READY, spec.index)
+        asyncio.run(_serve(spec, sources, frontend, link))
+        link.flush_tally()
+        link.send(BYE, spec.index)
+    finally:
+        link.close()
+
+
+async def _serve(spec: WorkerSpec, sources, frontend: Frontend, link: LinkDownstream) -> None:
+    """Run the sources until SIGTERM/SIGINT or until the main process is gone."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    parent = os.getppid()
+
+    async def housekeeping() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TALLY_S)
+            link.flush_tally()
+            if os.getppid() != parent:
+                log.error("the main process is gone; stopping")
+                stop.set()
+
+    chores = asyncio.create_task(housekeeping())
+    await run_sources(sources, frontend, stop)
+    stop.set()
+    await chores
