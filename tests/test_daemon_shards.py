@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import socket
 import struct
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 from fake_bundle import make_fake_bundle
 from rtp_packets import build_rtp
 from test_daemon_e2e import collect, free_port, speech_only, start_daemon
 
 from emoscribe.audio import load_audio
+from emoscribe.cues.binning import QuantileBinner
+from emoscribe.daemon.config import DaemonConfig
+from emoscribe.daemon.shard_worker import LinkDownstream
+from emoscribe.daemon.shards import ShardPool
 from emoscribe.daemon.udp_sockets import ssrc_socket_group
 from emoscribe.g711 import ulaw_encode
 
@@ -109,3 +116,49 @@ def test_a_worker_that_dies_ends_its_streams_and_is_replaced(tmp_path: Path, dem
     process.wait(timeout=30)
     assert process.returncode == 0, process.stderr.read()
     subscriber.close()
+
+
+class Recorder:
+    """A Downstream that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.watched: dict[str, Counter[str]] = {}
+        self.closed: list[tuple] = []
+
+    def count(self, family: str, label: str, n: int = 1) -> None:
+        self.counts[(family, label)] += n
+
+    def watch_source(self, name: str, rejected: Counter[str]) -> None:
+        self.watched[name] = rejected
+
+    def stream_opened(self, info) -> None:
+        pass
+
+    def stream_closed(self, stream: str, reason: str, position) -> None:
+        self.closed.append((stream, reason, position))
+
+
+def test_worker_tallies_reach_the_main_process_per_worker(tmp_path: Path) -> None:
+    pool = ShardPool(DaemonConfig(workers=2), QuantileBinner.default(), [])
+    context = zmq.Context()
+    pull = context.socket(zmq.PULL)
+    pull.bind(pool.endpoint)
+    links = [LinkDownstream(pool.endpoint, index) for index in range(2)]
+    for index, link in enumerate(links):
+        link.watch_source("RtpSource-0", Counter({"version": 10 + index}))
+        link.count("frames", "rtp", 50)
+        link.count("drops", "utterance_non_speech")
+        link.flush_tally()
+        link.close()
+    recorder = Recorder()
+    for _ in range(2):
+        kind, payload = pull.recv_multipart()
+        pool._dispatch(kind, pickle.loads(payload), recorder)
+    assert recorder.counts == {("frames", "rtp"): 100, ("drops", "utterance_non_speech"): 2}
+    assert {name: dict(t) for name, t in recorder.watched.items()} == {
+        "worker0-RtpSource-0": {"version": 10},
+        "worker1-RtpSource-0": {"version": 11},
+    }
+    pull.close()
+    context.term()
