@@ -111,3 +111,42 @@ def test_tampered_bundle_is_refused(built, tmp_path) -> None:
         handle.write(b"\0")
     with pytest.raises(BundleError, match=r"audio\.int8\.onnx: checksum mismatch"):
         load_bundle(copy)
+
+
+def test_a_tuned_encoder_top_is_exported_as_trained(tmp_path, demo_dir) -> None:
+    """Parts with a tuned top block and attentive pooling: the bundle computes what training computed."""
+    from emoscribe.training.ct2 import find_packaged_whisper
+    from emoscribe.training.features import FeatureSet, encode
+    from emoscribe.training.frames import FrameSet, encode_frames
+    from emoscribe.training.parts import save_parts
+    from emoscribe.training.train import TrainConfig
+    from emoscribe.training.tuning import EncoderTop, tuned_features
+    from emoscribe.training.whisper import load_ct2_encoder
+
+    encoder = load_ct2_encoder(find_packaged_whisper("tiny.en"))
+    logmel = LogMel(encoder.config.n_mels)
+    torch.manual_seed(1)
+    heads = EmotionHeads(HeadConfig(n_layers=5, d_audio=384, d_text=384, n_classes=len(EMOTIONS))).eval()
+    top = EncoderTop(encoder, unfreeze_layers=1, attention=True)
+    with torch.no_grad():
+        for parameter in top.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    top.eval()
+    config = TrainConfig(unfreeze_layers=1, attention_pooling=True)
+    save_parts(tmp_path / "parts", heads, config, {"fixed_split": {}, "command": "test"}, top)
+    bundle = load_bundle(build(tmp_path / "parts", tmp_path / "bundle"))
+    assert bundle.manifest["provenance"]["encoder_top"]["attention_pooling"] is True
+
+    clips = [load_audio(p)[0].astype(np.float32) for p in sorted(demo_dir.glob("*.flac"))[:3]]
+    got = OnnxEngine(bundle, "cpu").infer(clips)
+    rows = list(range(len(clips)))
+    features = FeatureSet("tiny.en", {"clean": encode(clips, logmel, encoder)})
+    frames = encode_frames(clips, logmel, encoder, [top.input_layer])[top.input_layer]
+    offsets = np.concatenate([[0], np.cumsum([len(f) for f in frames])])
+    frame_set = FrameSet(top.input_layer, {"clean": np.concatenate(frames)}, {"clean": offsets})
+    with torch.inference_mode():
+        tuned = torch.from_numpy(tuned_features(features, frame_set, top, rows, ["clean"]).stats["clean"])
+        want, _ = heads.audio(tuned.float())
+        frozen, _ = heads.audio(torch.from_numpy(features.stats["clean"]).float())
+    assert np.abs(want.numpy() - frozen.numpy()).max() > 0.05, "the tuned top changes the embedding"
+    assert np.abs(got.embeddings - want.numpy()).max() < 5e-3, "the cached statistics are fp16"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -16,11 +18,13 @@ from emoscribe.datasets import Utterance  # noqa: E402
 from emoscribe.training.ct2 import find_packaged_whisper  # noqa: E402
 from emoscribe.training.evaluate import evaluate  # noqa: E402
 from emoscribe.training.features import FeatureSet, encode  # noqa: E402
+from emoscribe.training.frames import FrameSet, encode_frames  # noqa: E402
 from emoscribe.training.metrics import classification_metrics, precision_at_k  # noqa: E402
 from emoscribe.training.objective import contrastive_loss  # noqa: E402
 from emoscribe.training.records import build_records  # noqa: E402
 from emoscribe.training.text import embed_texts, load_text_encoder  # noqa: E402
 from emoscribe.training.train import TextBank, TrainConfig, train_heads  # noqa: E402
+from emoscribe.training.tuning import EncoderTop, fine_tune, tuned_features  # noqa: E402
 from emoscribe.training.whisper import LogMel, load_ct2_encoder  # noqa: E402
 
 
@@ -88,3 +92,26 @@ def test_a_few_steps_lower_the_contrastive_loss(demo_training_set, tmp_path) -> 
     resumed = train_heads(features, bank, records, rows, config, run_dir=tmp_path / "run")
     for a, b in zip(resumed.state_dict().values(), trained.state_dict().values(), strict=True):
         assert torch.equal(a, b), "a finished run resumes to the same weights"
+
+
+def test_fine_tuning_starts_from_the_frozen_statistics_and_lowers_the_loss(demo_training_set, demo_dir) -> None:
+    features, bank, records = demo_training_set
+    audio = [load_audio(p)[0].astype(np.float32) for p in sorted(demo_dir.glob("*.flac"))]
+    encoder = load_ct2_encoder(find_packaged_whisper("tiny.en"))
+    top = EncoderTop(encoder, unfreeze_layers=1, attention=True)
+    clips = encode_frames(audio, LogMel(encoder.config.n_mels), encoder, [top.input_layer])[top.input_layer]
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])])
+    frames = FrameSet(top.input_layer, {"clean": np.concatenate(clips)}, {"clean": offsets})
+    rows = list(range(len(records)))
+    with torch.no_grad():
+        untouched = top(*frames.batch(["clean"] * len(rows), rows)).numpy()
+    np.testing.assert_allclose(untouched, features.stats["clean"][:, -1:], rtol=0.02, atol=0.02)
+
+    config = TrainConfig(epochs=5, batch_size=6, telephone_probability=0.0, dropout=0.0, unfreeze_layers=1)
+    heads = train_heads(features, bank, records, rows, config)
+    before = _loss(heads, tuned_features(features, frames, top, rows, ["clean"]), bank, records)
+    tuned = replace(config, unfreeze_epochs=30, encoder_learning_rate=1e-3, head_learning_rate_scale=1.0)
+    fine_tune(heads, top, features, frames, bank, records, rows, tuned)
+    after = _loss(heads, tuned_features(features, frames, top, rows, ["clean"]), bank, records)
+    assert after < 0.7 * before, (before, after)
+    assert not torch.equal(top.blocks[0].mlp[0].weight, encoder.blocks[-1].mlp[0].weight), "the block was trained"

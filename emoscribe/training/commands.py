@@ -29,9 +29,11 @@ def train_command(
         bool, typer.Option(help="Store the trained heads as the bundle's committed parts.")
     ] = False,
 ) -> None:
-    """Train the heads on frozen encoder features and evaluate them speaker-independently."""
+    """Train the heads on frozen encoder features (then, if configured, the encoder's top with them) and evaluate
+    them speaker-independently."""
     import torch
 
+    from emoscribe.bundle import PARTS
     from emoscribe.training.experiment import (
         ablation,
         cross_validation,
@@ -51,8 +53,9 @@ def train_command(
         raise typer.BadParameter(str(error)) from error
     torch.set_num_threads(os.cpu_count() or 1)
     out = out or Path("runs") / train_config.encoder
-    corpus = load_corpus(data, train_config.encoder, cache)
-    heads, fixed = fixed_split(corpus, train_config, out / "run")
+    tuned = (train_config.unfreeze_layers,) if train_config.tunes_encoder_top else ()
+    corpus = load_corpus(data, train_config.encoder, cache, tuned)
+    heads, top, fixed = fixed_split(corpus, train_config, out / "run")
     results = {
         "encoder": train_config.encoder,
         "command": shlex.join(["emoscribe", *sys.argv[1:]]),
@@ -70,7 +73,7 @@ def train_command(
         }
     print(f"report: {write_report(results, out)}")
     if save_parts:
-        print(f"parts: {store_parts(heads, train_config, results)}")
+        print(f"parts: {store_parts(PARTS / train_config.encoder, heads, train_config, results, top)}")
 
 
 def export_command(

@@ -8,7 +8,7 @@ used; leave-one-corpus-out trains on one corpus and tests on the other over the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +20,14 @@ from emoscribe.datasets import Utterance, from_manifest, speaker_folds
 from emoscribe.training.ct2 import find_packaged_whisper
 from emoscribe.training.evaluate import evaluate
 from emoscribe.training.features import FeatureSet, cached_features
+from emoscribe.training.frames import FrameSet, cached_frames
 from emoscribe.training.heads import EmotionHeads
 from emoscribe.training.metrics import classification_metrics
 from emoscribe.training.records import EMOTIONS, Record, build_records, cached_cues
 from emoscribe.training.text import embed_texts, load_text_encoder
 from emoscribe.training.train import TextBank, TrainConfig, train_heads
-from emoscribe.training.whisper import LogMel, load_ct2_encoder
+from emoscribe.training.tuning import EncoderTop, fine_tune, tuned_features
+from emoscribe.training.whisper import LogMel, WhisperAudioEncoder, load_ct2_encoder
 
 EVALUATION_VARIANTS = ("clean", "ulaw")
 
@@ -38,47 +40,73 @@ class Corpus:
     records: list[Record]
     features: FeatureSet
     bank: TextBank
+    encoder: WhisperAudioEncoder
+    frames: dict[int, FrameSet] = field(default_factory=dict)
+    """Cached frames by hidden-state index, for configs that fine-tune the encoder's top."""
 
     def rows(self, keep) -> list[int]:
         return [i for i, u in enumerate(self.utterances) if keep(u)]
 
 
-def load_corpus(data_dir: Path, encoder_name: str, cache_dir: Path) -> Corpus:
-    """Index the manifest, compute (or read cached) cues, prompts, encoder features and prompt embeddings."""
+def load_corpus(data_dir: Path, encoder_name: str, cache_dir: Path, unfreeze_layers: Sequence[int] = ()) -> Corpus:
+    """Index the manifest, compute (or read cached) cues, prompts, encoder features and prompt embeddings, and
+    the frames that the top blocks need for each of ``unfreeze_layers``."""
     utterances = from_manifest(data_dir)
     cues = cached_cues(utterances, cache_dir)
     records = build_records(utterances, cues, QuantileBinner.default())
     encoder = load_ct2_encoder(find_packaged_whisper(encoder_name))
-    features = cached_features(utterances, encoder_name, LogMel(encoder.config.n_mels), encoder, cache_dir)
+    logmel = LogMel(encoder.config.n_mels)
+    features = cached_features(utterances, encoder_name, logmel, encoder, cache_dir)
+    layers = sorted({encoder.config.n_layers - k for k in unfreeze_layers})
+    frames = cached_frames(utterances, encoder_name, logmel, encoder, cache_dir, layers) if layers else {}
     texts = sorted({p for r in records for p in r.prompts})
     text_encoder, tokenizer, _ = load_text_encoder()
-    return Corpus(utterances, records, features, TextBank(texts, embed_texts(texts, text_encoder, tokenizer)))
+    bank = TextBank(texts, embed_texts(texts, text_encoder, tokenizer))
+    return Corpus(utterances, records, features, bank, encoder, frames)
+
+
+def train_model(
+    corpus: Corpus, train: Sequence[int], config: TrainConfig, run_dir: Path | None = None
+) -> tuple[EmotionHeads, EncoderTop | None]:
+    """The heads, then (for a config that tunes it) the encoder's top trained with them."""
+    heads = train_heads(corpus.features, corpus.bank, corpus.records, train, config, run_dir)
+    if not config.tunes_encoder_top:
+        return heads, None
+    top = EncoderTop(corpus.encoder, config.unfreeze_layers, config.attention_pooling)
+    frames = corpus.frames[top.input_layer]
+    fine_tune(heads, top, corpus.features, frames, corpus.bank, corpus.records, train, config)
+    return heads, top
 
 
 def _fit_and_score(corpus: Corpus, train: Sequence[int], tests: dict[str, list[int]], config: TrainConfig) -> dict:
-    heads = train_heads(corpus.features, corpus.bank, corpus.records, train, config)
-    return _score(heads, corpus, tests)
+    return _score(*train_model(corpus, train, config), corpus, tests)
 
 
-def _score(heads: EmotionHeads, corpus: Corpus, tests: dict[str, list[int]]) -> dict:
+def _score(heads: EmotionHeads, top: EncoderTop | None, corpus: Corpus, tests: dict[str, list[int]]) -> dict:
     """Every figure of every test set, clean and through the telephone channel."""
     out: dict[str, dict] = {}
     for name, rows in tests.items():
+        features = corpus.features
+        if top is not None:
+            frames = corpus.frames[top.input_layer]
+            features = tuned_features(features, frames, top, rows, EVALUATION_VARIANTS)
         out[name] = {}
         for variant in EVALUATION_VARIANTS:
-            out[name][variant] = evaluate(heads, corpus.features, corpus.bank, corpus.records, rows, variant)
+            out[name][variant] = evaluate(heads, features, corpus.bank, corpus.records, rows, variant)
     return out
 
 
-def fixed_split(corpus: Corpus, config: TrainConfig, run_dir: Path | None = None) -> tuple[EmotionHeads, dict]:
+def fixed_split(
+    corpus: Corpus, config: TrainConfig, run_dir: Path | None = None
+) -> tuple[EmotionHeads, EncoderTop | None, dict]:
     """Train on every non-validation speaker; score RAVDESS 17-20 and TESS YAF separately."""
     train = corpus.rows(lambda u: u.speaker not in VALIDATION_SPEAKERS)
     tests = {
         "ravdess-17-20": corpus.rows(lambda u: u.corpus == "ravdess" and u.speaker in VALIDATION_SPEAKERS),
         "tess-YAF": corpus.rows(lambda u: u.speaker == "tess-YAF"),
     }
-    heads = train_heads(corpus.features, corpus.bank, corpus.records, train, config, run_dir)
-    return heads, _score(heads, corpus, tests)
+    heads, top = train_model(corpus, train, config, run_dir)
+    return heads, top, _score(heads, top, corpus, tests)
 
 
 def cross_validation(corpus: Corpus, config: TrainConfig) -> dict:
@@ -114,7 +142,7 @@ def leave_one_corpus_out(corpus: Corpus, config: TrainConfig) -> dict:
 def ablation(corpus: Corpus, config: TrainConfig) -> dict:
     """Class-label prompts only versus prompt augmentation, on the fixed split (the paper's comparison)."""
     return {
-        name: fixed_split(corpus, replace(config, prompt_augmentation=augment))[1]
+        name: fixed_split(corpus, replace(config, prompt_augmentation=augment))[2]
         for name, augment in (("class_prompts_only", False), ("prompt_augmentation", True))
     }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,12 +58,12 @@ class FeatureSet:
 
 
 @torch.inference_mode()
-def encode(
+def encoded_batches(
     clips: Sequence[np.ndarray], logmel: LogMel, encoder: WhisperAudioEncoder, batch_size: int = 16
-) -> np.ndarray:
-    """Per-layer statistics of each clip, batched by similar length so padding costs little."""
+) -> Iterator[tuple[np.ndarray, tuple[torch.Tensor, ...], torch.Tensor]]:
+    """The clips through the encoder, batched by similar length so padding costs little: per batch, the clip
+    indices, the hidden states and the valid-token mask ``(batch, T)``."""
     order = np.argsort([len(c) for c in clips])
-    out: list[np.ndarray | None] = [None] * len(clips)
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         lengths = torch.tensor([len(clips[i]) for i in index])
@@ -72,7 +72,14 @@ def encode(
             batch[row, : len(clips[i])] = torch.from_numpy(clips[i].astype(np.float32))
         mel, frame_mask = logmel(batch, lengths)
         hidden = encoder(mel, frame_mask)
-        token_mask = frame_mask[:, ::2][:, : hidden[0].shape[1]]
+        yield index, hidden, frame_mask[:, ::2][:, : hidden[0].shape[1]]
+
+
+@torch.inference_mode()
+def encode(clips: Sequence[np.ndarray], logmel: LogMel, encoder: WhisperAudioEncoder) -> np.ndarray:
+    """Per-layer statistics ``(n_clips, n_layers, 2d)`` of each clip, in fp16."""
+    out: list[np.ndarray | None] = [None] * len(clips)
+    for index, hidden, token_mask in encoded_batches(clips, logmel, encoder):
         stats = layer_statistics(hidden, token_mask).numpy().astype(np.float16)
         for row, i in enumerate(index):
             out[i] = stats[row]
@@ -89,25 +96,37 @@ def cached_features(
     seed: int = 0,
 ) -> FeatureSet:
     """Features of every variant, from ``cache_dir`` when a file for exactly these clips and settings exists."""
-    key = hashlib.sha256(json.dumps([encoder_name, seed, [str(u.path) for u in utterances]]).encode()).hexdigest()[
-        :16
-    ]
+    key = cache_key(utterances, encoder_name, seed)
     stats = {}
     for variant in variants:
         path = cache_dir / f"{encoder_name}-{variant}-{key}.npy"
         if not path.exists():
-            salt = zlib.crc32(variant.encode())
-            parts = []
-            for start in tqdm(range(0, len(utterances), CHUNK), desc=f"{encoder_name} {variant}", unit="chunk"):
-                clips = [
-                    VARIANTS[variant](
-                        load_audio(u.path)[0][: int(MAX_SECONDS * 16_000)].astype(np.float32),
-                        np.random.default_rng([seed, salt, start + offset]),
-                    )
-                    for offset, u in enumerate(utterances[start : start + CHUNK])
-                ]
-                parts.append(encode(clips, logmel, encoder))
+            chunks = variant_clips(utterances, variant, seed, desc=f"{encoder_name} {variant}")
+            parts = [encode(clips, logmel, encoder) for clips in chunks]
             cache_dir.mkdir(parents=True, exist_ok=True)
             np.save(path, np.concatenate(parts))
         stats[variant] = np.load(path)
     return FeatureSet(encoder=encoder_name, stats=stats)
+
+
+def cache_key(utterances: Sequence[Utterance], encoder_name: str, seed: int) -> str:
+    """Names the cache files of exactly these clips, encoder and augmentation seed."""
+    return hashlib.sha256(
+        json.dumps([encoder_name, seed, [str(u.path) for u in utterances]]).encode()
+    ).hexdigest()[:16]
+
+
+def variant_clips(
+    utterances: Sequence[Utterance], variant: str, seed: int, desc: str
+) -> Iterator[list[np.ndarray]]:
+    """The clips through channel ``variant``, ``CHUNK`` at a time; each clip's augmentation is seeded by its
+    position, so every cache built from the same clips sees the same audio."""
+    salt = zlib.crc32(variant.encode())
+    for start in tqdm(range(0, len(utterances), CHUNK), desc=desc, unit="chunk"):
+        yield [
+            VARIANTS[variant](
+                load_audio(u.path)[0][: int(MAX_SECONDS * 16_000)].astype(np.float32),
+                np.random.default_rng([seed, salt, start + offset]),
+            )
+            for offset, u in enumerate(utterances[start : start + CHUNK])
+        ]

@@ -40,9 +40,36 @@ def masked_statistics(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, var.clamp_min(1e-8).sqrt()], dim=-1)
 
 
-def layer_statistics(hidden_states: Sequence[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-    """Statistics of every hidden state: ``(batch, n_layers, 2d)``; what the training cache stores per clip."""
-    return torch.stack([masked_statistics(h, mask) for h in hidden_states], dim=1)
+class AttentiveStatistics(nn.Module):
+    """Attention-weighted mean and standard deviation over valid frames (Okabe et al., 2018).
+
+    The scorer's output layer starts at zero, i.e. uniform weights: exactly ``masked_statistics``, so a model
+    that learns it starts from the plain statistics it replaces.
+    """
+
+    def __init__(self, d_model: int, d_attention: int = 128) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(d_model, d_attention), nn.Tanh(), nn.Linear(d_attention, 1))
+        nn.init.zeros_(self.score[2].weight)
+        nn.init.zeros_(self.score[2].bias)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.score(hidden).squeeze(-1).masked_fill(~mask, float("-inf"))
+        weight = torch.softmax(logits, dim=1).unsqueeze(-1)
+        mean = (hidden * weight).sum(dim=1)
+        var = (((hidden - mean.unsqueeze(1)) ** 2) * weight).sum(dim=1)
+        return torch.cat([mean, var.clamp_min(1e-8).sqrt()], dim=-1)
+
+
+def layer_statistics(
+    hidden_states: Sequence[torch.Tensor], mask: torch.Tensor, last_pool: AttentiveStatistics | None = None
+) -> torch.Tensor:
+    """Statistics of every hidden state: ``(batch, n_layers, 2d)``; what the training cache stores per clip.
+    With ``last_pool``, the last state's come from that trained attentive pooling instead."""
+    stats = [masked_statistics(h, mask) for h in hidden_states[:-1]]
+    last = hidden_states[-1]
+    stats.append(masked_statistics(last, mask) if last_pool is None else last_pool(last, mask))
+    return torch.stack(stats, dim=1)
 
 
 class AudioHead(nn.Module):

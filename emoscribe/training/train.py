@@ -45,6 +45,19 @@ class TrainConfig:
     d_hidden: int = 512
     dropout: float = 0.3
     seed: int = 0
+    unfreeze_layers: int = 0
+    """Top encoder blocks fine-tuned after the heads (see ``emoscribe.training.tuning``); 0: encoder frozen."""
+    attention_pooling: bool = False
+    """Pool the top layer's frames with trained attention instead of plain mean and standard deviation."""
+    unfreeze_epochs: int = 3
+    """Epochs of the fine-tuning stage (each runs the top blocks on every training clip's frames)."""
+    encoder_learning_rate: float = 5e-5
+    head_learning_rate_scale: float = 0.1
+    """Heads' learning rate in the fine-tuning stage, relative to ``learning_rate``: they have converged."""
+
+    @property
+    def tunes_encoder_top(self) -> bool:
+        return self.unfreeze_layers > 0 or self.attention_pooling
 
     @classmethod
     def from_mapping(cls, data: dict) -> TrainConfig:
@@ -91,7 +104,6 @@ def train_heads(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=steps)
     start = _resume(run_dir, config, heads, optimiser, schedule)
     writer = SummaryWriter(str(run_dir / "tensorboard")) if run_dir else None
-    prompt_sets = [{bank.index[p] for p in r.prompts} for r in records]
     labels = torch.tensor([r.label for r in records])
     rng = np.random.default_rng([config.seed, start])
     for epoch in trange(start, config.epochs, desc="epochs", initial=start, total=config.epochs, leave=False):
@@ -100,15 +112,11 @@ def train_heads(
         totals = np.zeros(3)
         for begin in range(0, len(order), config.batch_size):
             rows = order[begin : begin + config.batch_size]
-            audio = torch.from_numpy(_batch_stats(features, rows, config.telephone_probability, rng))
-            chosen = [
-                bank.index[records[r].prompts[rng.integers(len(records[r].prompts))]]
-                if config.prompt_augmentation
-                else bank.index[records[r].prompts[0]]
-                for r in rows
-            ]
-            columns = sorted(set(chosen))
-            positives = torch.tensor([[c in prompt_sets[r] for c in columns] for r in rows])
+            variants = batch_variants(features, len(rows), config.telephone_probability, rng)
+            audio = torch.from_numpy(
+                np.stack([features.stats[v][r] for v, r in zip(variants, rows, strict=True)]).astype(np.float32)
+            )
+            columns, positives = training_pairs(bank, records, rows, config, rng)
             audio_joint, logits = heads.audio(audio)
             text_joint = heads.text(bank.embeddings[columns])
             clap = contrastive_loss(heads.similarity(audio_joint, text_joint), positives)
@@ -128,16 +136,32 @@ def train_heads(
     return heads.eval()
 
 
-def _batch_stats(features: FeatureSet, rows: np.ndarray, telephone: float, rng: np.random.Generator) -> np.ndarray:
-    """Rows of clean features, each swapped for a random telephone augmentation with probability ``telephone``
-    (the ``augment-*`` variants; the plain mu-law variant is kept for evaluation)."""
-    stats = features.stats["clean"][rows].astype(np.float32)
-    variants = sorted(v for v in features.stats if v.startswith("augment-"))
-    if not variants:
-        return stats
-    for i in np.flatnonzero(rng.random(len(rows)) < telephone):
-        stats[i] = features.stats[variants[rng.integers(len(variants))]][rows[i]]
-    return stats
+def batch_variants(features: FeatureSet, n: int, telephone: float, rng: np.random.Generator) -> list[str]:
+    """The variant each of ``n`` training rows is read from: clean, or with probability ``telephone`` a random
+    telephone augmentation (the ``augment-*`` variants; the plain mu-law variant is kept for evaluation)."""
+    chosen = ["clean"] * n
+    augmented = sorted(v for v in features.stats if v.startswith("augment-"))
+    if not augmented:
+        return chosen
+    for i in np.flatnonzero(rng.random(n) < telephone):
+        chosen[i] = augmented[rng.integers(len(augmented))]
+    return chosen
+
+
+def training_pairs(
+    bank: TextBank, records: Sequence[Record], rows: np.ndarray, config: TrainConfig, rng: np.random.Generator
+) -> tuple[list[int], torch.Tensor]:
+    """One prompt drawn per row (the class-label prompt without prompt augmentation): the batch's distinct
+    prompts as bank indices, and which of them truly describe each row ``(rows, prompts)``."""
+    chosen = [
+        bank.index[records[r].prompts[rng.integers(len(records[r].prompts))]]
+        if config.prompt_augmentation
+        else bank.index[records[r].prompts[0]]
+        for r in rows
+    ]
+    columns = sorted(set(chosen))
+    prompt_sets = [{bank.index[p] for p in records[r].prompts} for r in rows]
+    return columns, torch.tensor([[c in prompts for c in columns] for prompts in prompt_sets])
 
 
 def _seed(seed: int) -> None:
