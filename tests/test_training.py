@@ -115,3 +115,17 @@ def test_fine_tuning_starts_from_the_frozen_statistics_and_lowers_the_loss(demo_
     after = _loss(heads, tuned_features(features, frames, top, rows, ["clean"]), bank, records)
     assert after < 0.7 * before, (before, after)
     assert not torch.equal(top.blocks[0].mlp[0].weight, encoder.blocks[-1].mlp[0].weight), "the block was trained"
+
+
+def test_training_device_is_what_was_asked_for_or_a_clear_error() -> None:
+    from emoscribe.training.device import mixed_precision, training_device
+
+    assert training_device("cpu") == torch.device("cpu")
+    assert training_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be one of auto, cpu, cuda, got 'gpu'"):
+        training_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA GPU"):
+            training_device("cuda")
+    with mixed_precision(torch.device("cpu"), enabled=True):
+        assert not torch.is_autocast_enabled("cpu"), "the CPU trains in full precision"

@@ -28,12 +28,14 @@ def train_command(
     save_parts: Annotated[
         bool, typer.Option(help="Store the trained heads as the bundle's committed parts.")
     ] = False,
+    device: Annotated[str, typer.Option(help="auto (the GPU if torch sees one), cpu or cuda.")] = "auto",
 ) -> None:
     """Train the heads on frozen encoder features (then, if configured, the encoder's top with them) and evaluate
     them speaker-independently."""
     import torch
 
     from emoscribe.bundle import PARTS
+    from emoscribe.training.device import training_device
     from emoscribe.training.experiment import (
         ablation,
         cross_validation,
@@ -49,18 +51,19 @@ def train_command(
     settings = tomllib.loads(config.read_text(encoding="utf-8")) if config else {}
     try:
         train_config = TrainConfig.from_mapping({"encoder": encoder, **settings})
+        where = training_device(device)
     except (TypeError, ValueError) as error:
         raise typer.BadParameter(str(error)) from error
     torch.set_num_threads(os.cpu_count() or 1)
     out = out or Path("runs") / train_config.encoder
     tuned = (train_config.unfreeze_layers,) if train_config.tunes_encoder_top else ()
-    corpus = load_corpus(data, train_config.encoder, cache, tuned)
+    corpus = load_corpus(data, train_config.encoder, cache, tuned, where)
     heads, top, fixed = fixed_split(corpus, train_config, out / "run")
     results = {
         "encoder": train_config.encoder,
         "command": shlex.join(["emoscribe", *sys.argv[1:]]),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{'CUDA' if torch.cuda.is_available() else 'CPU'}",
+        f"{torch.cuda.get_device_name(where) if where.type == 'cuda' else 'CPU'}",
         "config": asdict(train_config),
         "fixed_split": fixed,
         "linear_probe_floor": linear_probe_floor(corpus),

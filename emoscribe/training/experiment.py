@@ -25,7 +25,7 @@ from emoscribe.training.heads import EmotionHeads
 from emoscribe.training.metrics import classification_metrics
 from emoscribe.training.records import EMOTIONS, Record, build_records, cached_cues
 from emoscribe.training.text import embed_texts, load_text_encoder
-from emoscribe.training.train import TextBank, TrainConfig, train_heads
+from emoscribe.training.train import CPU, TextBank, TrainConfig, train_heads
 from emoscribe.training.tuning import EncoderTop, fine_tune, tuned_features
 from emoscribe.training.whisper import LogMel, WhisperAudioEncoder, load_ct2_encoder
 
@@ -43,38 +43,47 @@ class Corpus:
     encoder: WhisperAudioEncoder
     frames: dict[int, FrameSet] = field(default_factory=dict)
     """Cached frames by hidden-state index, for configs that fine-tune the encoder's top."""
+    device: torch.device = CPU
+    """Where training (and encoding uncached features) runs."""
 
     def rows(self, keep) -> list[int]:
         return [i for i, u in enumerate(self.utterances) if keep(u)]
 
 
-def load_corpus(data_dir: Path, encoder_name: str, cache_dir: Path, unfreeze_layers: Sequence[int] = ()) -> Corpus:
+def load_corpus(
+    data_dir: Path,
+    encoder_name: str,
+    cache_dir: Path,
+    unfreeze_layers: Sequence[int] = (),
+    device: torch.device = CPU,
+) -> Corpus:
     """Index the manifest, compute (or read cached) cues, prompts, encoder features and prompt embeddings, and
-    the frames that the top blocks need for each of ``unfreeze_layers``."""
+    the frames that the top blocks need for each of ``unfreeze_layers``; uncached features are encoded on
+    ``device``, where training will run too."""
     utterances = from_manifest(data_dir)
     cues = cached_cues(utterances, cache_dir)
     records = build_records(utterances, cues, QuantileBinner.default())
-    encoder = load_ct2_encoder(find_packaged_whisper(encoder_name))
-    logmel = LogMel(encoder.config.n_mels)
+    encoder = load_ct2_encoder(find_packaged_whisper(encoder_name)).to(device)
+    logmel = LogMel(encoder.config.n_mels).to(device)
     features = cached_features(utterances, encoder_name, logmel, encoder, cache_dir)
     layers = sorted({encoder.config.n_layers - k for k in unfreeze_layers})
     frames = cached_frames(utterances, encoder_name, logmel, encoder, cache_dir, layers) if layers else {}
     texts = sorted({p for r in records for p in r.prompts})
     text_encoder, tokenizer, _ = load_text_encoder()
     bank = TextBank(texts, embed_texts(texts, text_encoder, tokenizer))
-    return Corpus(utterances, records, features, bank, encoder, frames)
+    return Corpus(utterances, records, features, bank, encoder.cpu(), frames, device)
 
 
 def train_model(
     corpus: Corpus, train: Sequence[int], config: TrainConfig, run_dir: Path | None = None
 ) -> tuple[EmotionHeads, EncoderTop | None]:
     """The heads, then (for a config that tunes it) the encoder's top trained with them."""
-    heads = train_heads(corpus.features, corpus.bank, corpus.records, train, config, run_dir)
+    heads = train_heads(corpus.features, corpus.bank, corpus.records, train, config, run_dir, corpus.device)
     if not config.tunes_encoder_top:
         return heads, None
     top = EncoderTop(corpus.encoder, config.unfreeze_layers, config.attention_pooling)
     frames = corpus.frames[top.input_layer]
-    fine_tune(heads, top, corpus.features, frames, corpus.bank, corpus.records, train, config)
+    fine_tune(heads, top, corpus.features, frames, corpus.bank, corpus.records, train, config, corpus.device)
     return heads, top
 
 

@@ -62,7 +62,8 @@ def encoded_batches(
     clips: Sequence[np.ndarray], logmel: LogMel, encoder: WhisperAudioEncoder, batch_size: int = 16
 ) -> Iterator[tuple[np.ndarray, tuple[torch.Tensor, ...], torch.Tensor]]:
     """The clips through the encoder, batched by similar length so padding costs little: per batch, the clip
-    indices, the hidden states and the valid-token mask ``(batch, T)``."""
+    indices, the hidden states and the valid-token mask ``(batch, T)``, on the encoder's device."""
+    device = next(encoder.parameters()).device
     order = np.argsort([len(c) for c in clips])
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
@@ -70,7 +71,7 @@ def encoded_batches(
         batch = torch.zeros(len(index), int(lengths.max()))
         for row, i in enumerate(index):
             batch[row, : len(clips[i])] = torch.from_numpy(clips[i].astype(np.float32))
-        mel, frame_mask = logmel(batch, lengths)
+        mel, frame_mask = logmel(batch.to(device), lengths.to(device))
         hidden = encoder(mel, frame_mask)
         yield index, hidden, frame_mask[:, ::2][:, : hidden[0].shape[1]]
 
@@ -80,7 +81,7 @@ def encode(clips: Sequence[np.ndarray], logmel: LogMel, encoder: WhisperAudioEnc
     """Per-layer statistics ``(n_clips, n_layers, 2d)`` of each clip, in fp16."""
     out: list[np.ndarray | None] = [None] * len(clips)
     for index, hidden, token_mask in encoded_batches(clips, logmel, encoder):
-        stats = layer_statistics(hidden, token_mask).numpy().astype(np.float16)
+        stats = layer_statistics(hidden, token_mask).cpu().numpy().astype(np.float16)
         for row, i in enumerate(index):
             out[i] = stats[row]
     return np.stack(out)

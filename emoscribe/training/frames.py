@@ -49,7 +49,7 @@ def encode_frames(
     for index, hidden, token_mask in encoded_batches(clips, logmel, encoder):
         counts = token_mask.sum(dim=1).tolist()
         for layer in layers:
-            values = hidden[layer].numpy().astype(np.float16)
+            values = hidden[layer].cpu().numpy().astype(np.float16)
             for row, i in enumerate(index):
                 out[layer][i] = values[row, : counts[row]]
     return out

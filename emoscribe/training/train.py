@@ -21,10 +21,13 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
 from emoscribe.mappings import refuse_unknown_keys
+from emoscribe.training.device import mixed_precision
 from emoscribe.training.features import FeatureSet
 from emoscribe.training.heads import EmotionHeads, HeadConfig
 from emoscribe.training.objective import contrastive_loss, ser_loss
 from emoscribe.training.records import EMOTIONS, Record
+
+CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ class TrainConfig:
     d_hidden: int = 512
     dropout: float = 0.3
     seed: int = 0
+    mixed_precision: bool = True
+    """bf16 autocast when training on CUDA; no effect on the CPU."""
     unfreeze_layers: int = 0
     """Top encoder blocks fine-tuned after the heads (see ``emoscribe.training.tuning``); 0: encoder frozen."""
     attention_pooling: bool = False
@@ -84,9 +89,10 @@ def train_heads(
     train: Sequence[int],
     config: TrainConfig,
     run_dir: Path | None = None,
+    device: torch.device = CPU,
 ) -> EmotionHeads:
-    """Train the heads on the ``train`` rows; with ``run_dir``, log to TensorBoard and checkpoint each epoch,
-    resuming from the last checkpoint there if the config matches."""
+    """Train the heads on the ``train`` rows on ``device``; with ``run_dir``, log to TensorBoard and checkpoint
+    each epoch, resuming from the last checkpoint there if the config matches. The heads come back on the CPU."""
     _seed(config.seed)
     heads = EmotionHeads(
         HeadConfig(
@@ -98,13 +104,14 @@ def train_heads(
             d_hidden=config.d_hidden,
             dropout=config.dropout,
         )
-    )
+    ).to(device)
     optimiser = torch.optim.AdamW(heads.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = max(1, config.epochs * math.ceil(len(train) / config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=steps)
     start = _resume(run_dir, config, heads, optimiser, schedule)
     writer = SummaryWriter(str(run_dir / "tensorboard")) if run_dir else None
-    labels = torch.tensor([r.label for r in records])
+    labels = torch.tensor([r.label for r in records], device=device)
+    prompts = bank.embeddings.to(device)
     rng = np.random.default_rng([config.seed, start])
     for epoch in trange(start, config.epochs, desc="epochs", initial=start, total=config.epochs, leave=False):
         heads.train()
@@ -115,13 +122,14 @@ def train_heads(
             variants = batch_variants(features, len(rows), config.telephone_probability, rng)
             audio = torch.from_numpy(
                 np.stack([features.stats[v][r] for v, r in zip(variants, rows, strict=True)]).astype(np.float32)
-            )
+            ).to(device)
             columns, positives = training_pairs(bank, records, rows, config, rng)
-            audio_joint, logits = heads.audio(audio)
-            text_joint = heads.text(bank.embeddings[columns])
-            clap = contrastive_loss(heads.similarity(audio_joint, text_joint), positives)
-            ser = ser_loss(logits, labels[rows], config.label_smoothing)
-            loss = config.contrastive_weight * clap + config.ser_weight * ser
+            with mixed_precision(device, config.mixed_precision):
+                audio_joint, logits = heads.audio(audio)
+                text_joint = heads.text(prompts[columns])
+                clap = contrastive_loss(heads.similarity(audio_joint, text_joint), positives.to(device))
+                ser = ser_loss(logits, labels[rows], config.label_smoothing)
+                loss = config.contrastive_weight * clap + config.ser_weight * ser
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -133,7 +141,7 @@ def train_heads(
             _checkpoint(run_dir, config, heads, optimiser, schedule, epoch + 1)
     if writer:
         writer.close()
-    return heads.eval()
+    return heads.cpu().eval()
 
 
 def batch_variants(features: FeatureSet, n: int, telephone: float, rng: np.random.Generator) -> list[str]:
@@ -192,7 +200,7 @@ def _resume(run_dir: Path | None, config: TrainConfig, heads, optimiser, schedul
     path = run_dir / "checkpoint.pt"
     if not path.exists():
         return 0
-    state = torch.load(path, weights_only=True)
+    state = torch.load(path, weights_only=True, map_location=next(heads.parameters()).device)
     if state["config"] != asdict(config):
         raise ValueError(f"{path} was trained with another config; use a new run directory")
     heads.load_state_dict(state["heads"])

@@ -17,12 +17,13 @@ import torch
 from torch import nn
 from tqdm import trange
 
+from emoscribe.training.device import mixed_precision
 from emoscribe.training.features import FeatureSet
 from emoscribe.training.frames import FrameSet
 from emoscribe.training.heads import AttentiveStatistics, EmotionHeads, layer_statistics
 from emoscribe.training.objective import contrastive_loss, ser_loss
 from emoscribe.training.records import Record
-from emoscribe.training.train import TextBank, TrainConfig, batch_variants, training_pairs
+from emoscribe.training.train import CPU, TextBank, TrainConfig, batch_variants, training_pairs
 from emoscribe.training.whisper import WhisperAudioEncoder
 
 
@@ -74,9 +75,13 @@ def fine_tune(
     records: Sequence[Record],
     train: Sequence[int],
     config: TrainConfig,
+    device: torch.device = CPU,
 ) -> None:
-    """Train ``top`` and ``heads`` together for ``config.unfreeze_epochs`` on the ``train`` rows, in place."""
+    """Train ``top`` and ``heads`` together for ``config.unfreeze_epochs`` on the ``train`` rows on ``device``,
+    in place; both end on the CPU."""
     torch.manual_seed(config.seed)
+    heads.to(device)
+    top.to(device)
     tuned = [*top.blocks.parameters(), *top.norm.parameters()] if top.blocks else []
     groups = [
         {"params": tuned, "lr": config.encoder_learning_rate},
@@ -89,7 +94,8 @@ def fine_tune(
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, [g["lr"] for g in optimiser.param_groups], total_steps=steps, pct_start=0.1
     )
-    labels = torch.tensor([r.label for r in records])
+    labels = torch.tensor([r.label for r in records], device=device)
+    prompts = bank.embeddings.to(device)
     rng = np.random.default_rng([config.seed, config.epochs])
     for _ in trange(config.unfreeze_epochs, desc="fine-tune epochs", leave=False):
         heads.train()
@@ -98,21 +104,22 @@ def fine_tune(
         for begin in range(0, len(order), config.batch_size):
             rows = order[begin : begin + config.batch_size]
             variants = batch_variants(features, len(rows), config.telephone_probability, rng)
-            audio = torch.from_numpy(np.stack([features.stats[v][r] for v, r in zip(variants, rows, strict=True)]))
-            top_stats = top(*frames.batch(variants, rows))
-            audio = torch.cat([audio[:, : -top.n_outputs].float(), top_stats], dim=1)
+            lower = np.stack([features.stats[v][r, : -top.n_outputs] for v, r in zip(variants, rows, strict=True)])
+            hidden, mask = (t.to(device) for t in frames.batch(variants, rows))
             columns, positives = training_pairs(bank, records, rows, config, rng)
-            audio_joint, logits = heads.audio(audio)
-            clap = contrastive_loss(heads.similarity(audio_joint, heads.text(bank.embeddings[columns])), positives)
-            loss = config.contrastive_weight * clap + config.ser_weight * ser_loss(
-                logits, labels[rows], config.label_smoothing
-            )
+            with mixed_precision(device, config.mixed_precision):
+                audio = torch.cat([torch.from_numpy(lower).float().to(device), top(hidden, mask)], dim=1)
+                audio_joint, logits = heads.audio(audio)
+                similarity = heads.similarity(audio_joint, heads.text(prompts[columns]))
+                clap = contrastive_loss(similarity, positives.to(device))
+                ser = ser_loss(logits, labels[rows], config.label_smoothing)
+                loss = config.contrastive_weight * clap + config.ser_weight * ser
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
-    heads.eval()
-    top.eval()
+    heads.cpu().eval()
+    top.cpu().eval()
 
 
 @torch.inference_mode()
