@@ -158,7 +158,8 @@ def test_engine_batch_equals_items_alone(bundle) -> None:
 def test_describer_outputs(bundle) -> None:
     describer = Describer(bundle, top_k=3, min_confidence=0.0)
     cues = Cues(duration_s=2.0, f0_median_hz=230.0, intensity_mean_db=75.0, speech_rate=5.0, articulation_rate=5.5)
-    embedding = np.load(bundle.file("prompts.npz"))["embeddings"][5]
+    bank = np.load(bundle.file("prompts.npz"))
+    embedding = bank["embeddings"][bank["texts"].tolist().index("high female pitch anger")]
     logits = np.zeros(len(LABELS), np.float32)
     logits[4] = 5.0
     out = describer.describe(cues, embedding, logits)
@@ -169,3 +170,17 @@ def test_describer_outputs(bundle) -> None:
     degraded = describer.describe(cues, None, None)
     assert degraded["emotion"]["label"] is None and degraded["prompts"] == []
     assert "angry" not in degraded["caption"]
+
+
+def test_describer_never_offers_a_prompt_of_the_other_sex(bundle) -> None:
+    describer = Describer(bundle, top_k=3, min_confidence=0.0)
+    bank = np.load(bundle.file("prompts.npz"))
+    texts = bank["texts"].tolist()
+    male = bank["embeddings"][texts.index("high male pitch anger")]
+    logits = np.zeros(len(LABELS), np.float32)
+    female_voice = Cues(duration_s=2.0, f0_median_hz=230.0, intensity_mean_db=75.0)
+    offered = [p["text"] for p in describer.describe(female_voice, male, logits)["prompts"]]
+    assert offered and not any(" male pitch" in text for text in offered), offered
+    male_voice = Cues(duration_s=2.0, f0_median_hz=110.0, intensity_mean_db=75.0)
+    top = describer.describe(male_voice, male, logits)["prompts"][0]["text"]
+    assert top == "high male pitch anger", "the same embedding from a male voice keeps its own prompt"

@@ -12,7 +12,8 @@ from emoscribe.cues.baseline import SpeakerBaseline
 from emoscribe.cues.binning import BinContext, QuantileBinner, SpeakerRelativeBinner
 from emoscribe.cues.concepts import ConceptTokenizer
 from emoscribe.cues.model import Cues
-from emoscribe.cues.prompts import describe_sentence
+from emoscribe.cues.prompts import PromptTemplates, describe_sentence
+from emoscribe.export.prompt_bank import prompt_sexes
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -29,6 +30,11 @@ class Describer:
         self.bank_texts = [str(t) for t in bank["texts"]]
         self.bank_families = [str(f) for f in bank["families"]]
         self.bank = bank["embeddings"].astype(np.float32)
+        templates = PromptTemplates(**bundle.manifest["prompt_templates"])
+        sexes = prompt_sexes([*self.labels, None], templates)
+        self.bank_sexes = np.array([sexes.get(text, "") for text in self.bank_texts])
+        """The sex each bank prompt names ("" for none): a prompt naming the other sex than the caption's is
+        never offered, however close its embedding."""
         self.top_k = top_k
         self.min_confidence = min_confidence
         thresholds = bundle.manifest["cue_thresholds"]
@@ -65,6 +71,9 @@ class Describer:
                 "posteriors": {label: float(p) for label, p in zip(self.labels, posteriors, strict=True)},
             }
             scores = self.bank @ embedding
+            pitch = tokens.get("pitch")
+            if pitch is not None and pitch.sex is not None:
+                scores = np.where(np.isin(self.bank_sexes, ["", pitch.sex]), scores, -np.inf)
             for index in np.argsort(-scores)[: self.top_k]:
                 prompts.append(
                     {

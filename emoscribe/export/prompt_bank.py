@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from emoscribe.cues.binning import FAMILIES, Token
 from emoscribe.cues.prompts import Prompt, PromptTemplates, acoustic_prompts
@@ -17,13 +17,26 @@ def bank_prompts(emotions: Sequence[str | None], templates: PromptTemplates | No
     The emotion-less prompts ("high pitch") let the daemon describe the voice even when the emotion is
     uncertain. Duplicates are dropped, order is stable.
     """
-    templates = templates or PromptTemplates()
     seen: dict[str, Prompt] = {}
+    for prompt, _ in _every_prompt(emotions, templates or PromptTemplates()):
+        seen.setdefault(prompt.text, prompt)
+    return list(seen.values())
+
+
+def prompt_sexes(emotions: Sequence[str | None], templates: PromptTemplates | None = None) -> dict[str, str]:
+    """The bank prompts that name a speaker sex ("high female pitch anger"), each with that sex."""
+    every = _every_prompt(emotions, templates or PromptTemplates())
+    return {prompt.text: sex for prompt, sex in every if sex is not None}
+
+
+def _every_prompt(
+    emotions: Sequence[str | None], templates: PromptTemplates
+) -> Iterator[tuple[Prompt, str | None]]:
+    """Each prompt of the bank (with repeats), with the sex it names, if any."""
     for emotion in emotions:
         for family in FAMILIES:
             for level in LEVELS:
                 for sex in SEXES if family == "pitch" else (None,):
                     tokens = {family: Token(family, level, sex, "", None)}
                     for prompt in acoustic_prompts(tokens, emotion, templates):
-                        seen.setdefault(prompt.text, prompt)
-    return list(seen.values())
+                        yield prompt, sex if prompt.family == family else None
