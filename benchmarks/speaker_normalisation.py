@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     config = TrainConfig(encoder=args.encoder)
-    corpus = load_corpus(args.data, args.encoder, args.cache)
+    corpus = load_corpus(args.data, config, args.cache)
     print(f"machine: {describe_machine()}; torch {torch.__version__}; encoder {args.encoder} (frozen)")
     print("normalisation            RAVDESS 17-20 clean / mu-law   TESS YAF   5-fold CV clean / mu-law")
     rows = [("none", corpus)]

@@ -56,8 +56,7 @@ def train_command(
         raise typer.BadParameter(str(error)) from error
     torch.set_num_threads(os.cpu_count() or 1)
     out = out or Path("runs") / train_config.encoder
-    tuned = (train_config.unfreeze_layers,) if train_config.tunes_encoder_top else ()
-    corpus = load_corpus(data, train_config.encoder, cache, tuned, where)
+    corpus = load_corpus(data, train_config, cache, where)
     heads, top, fixed = fixed_split(corpus, train_config, out / "run")
     results = {
         "encoder": train_config.encoder,

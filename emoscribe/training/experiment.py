@@ -50,24 +50,18 @@ class Corpus:
         return [i for i, u in enumerate(self.utterances) if keep(u)]
 
 
-def load_corpus(
-    data_dir: Path,
-    encoder_name: str,
-    cache_dir: Path,
-    unfreeze_layers: Sequence[int] = (),
-    device: torch.device = CPU,
-) -> Corpus:
+def load_corpus(data_dir: Path, config: TrainConfig, cache_dir: Path, device: torch.device = CPU) -> Corpus:
     """Index the manifest, compute (or read cached) cues, prompts, encoder features and prompt embeddings, and
-    the frames that the top blocks need for each of ``unfreeze_layers``; uncached features are encoded on
-    ``device``, where training will run too."""
+    the frames that a config tuning the encoder's top needs; uncached features are encoded on ``device``,
+    where training will run too."""
     utterances = from_manifest(data_dir)
     cues = cached_cues(utterances, cache_dir)
     records = build_records(utterances, cues, QuantileBinner.default())
-    encoder = load_ct2_encoder(find_packaged_whisper(encoder_name)).to(device)
+    encoder = load_ct2_encoder(find_packaged_whisper(config.encoder)).to(device)
     logmel = LogMel(encoder.config.n_mels).to(device)
-    features = cached_features(utterances, encoder_name, logmel, encoder, cache_dir)
-    layers = sorted({encoder.config.n_layers - k for k in unfreeze_layers})
-    frames = cached_frames(utterances, encoder_name, logmel, encoder, cache_dir, layers) if layers else {}
+    features = cached_features(utterances, config.encoder, logmel, encoder, cache_dir)
+    layers = [encoder.config.n_layers - config.unfreeze_layers] if config.tunes_encoder_top else []
+    frames = cached_frames(utterances, config.encoder, logmel, encoder, cache_dir, layers) if layers else {}
     texts = sorted({p for r in records for p in r.prompts})
     text_encoder, tokenizer, _ = load_text_encoder()
     bank = TextBank(texts, embed_texts(texts, text_encoder, tokenizer))

@@ -125,11 +125,7 @@ def train_heads(
             ).to(device)
             columns, positives = training_pairs(bank, records, rows, config, rng)
             with mixed_precision(device, config.mixed_precision):
-                audio_joint, logits = heads.audio(audio)
-                text_joint = heads.text(prompts[columns])
-                clap = contrastive_loss(heads.similarity(audio_joint, text_joint), positives.to(device))
-                ser = ser_loss(logits, labels[rows], config.label_smoothing)
-                loss = config.contrastive_weight * clap + config.ser_weight * ser
+                loss, clap, ser = batch_loss(heads, audio, prompts[columns], positives, labels[rows], config)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -142,6 +138,22 @@ def train_heads(
     if writer:
         writer.close()
     return heads.cpu().eval()
+
+
+def batch_loss(
+    heads: EmotionHeads,
+    audio: torch.Tensor,
+    prompts: torch.Tensor,
+    positives: torch.Tensor,
+    labels: torch.Tensor,
+    config: TrainConfig,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training objective of one batch: weighted sum, contrastive part and SER part."""
+    audio_joint, logits = heads.audio(audio)
+    similarity = heads.similarity(audio_joint, heads.text(prompts))
+    clap = contrastive_loss(similarity, positives.to(similarity.device))
+    ser = ser_loss(logits, labels, config.label_smoothing)
+    return config.contrastive_weight * clap + config.ser_weight * ser, clap, ser
 
 
 def batch_variants(features: FeatureSet, n: int, telephone: float, rng: np.random.Generator) -> list[str]:

@@ -21,9 +21,8 @@ from emoscribe.training.device import mixed_precision
 from emoscribe.training.features import FeatureSet
 from emoscribe.training.frames import FrameSet
 from emoscribe.training.heads import AttentiveStatistics, EmotionHeads, layer_statistics
-from emoscribe.training.objective import contrastive_loss, ser_loss
 from emoscribe.training.records import Record
-from emoscribe.training.train import CPU, TextBank, TrainConfig, batch_variants, training_pairs
+from emoscribe.training.train import CPU, TextBank, TrainConfig, batch_loss, batch_variants, training_pairs
 from emoscribe.training.whisper import WhisperAudioEncoder
 
 
@@ -109,11 +108,7 @@ def fine_tune(
             columns, positives = training_pairs(bank, records, rows, config, rng)
             with mixed_precision(device, config.mixed_precision):
                 audio = torch.cat([torch.from_numpy(lower).float().to(device), top(hidden, mask)], dim=1)
-                audio_joint, logits = heads.audio(audio)
-                similarity = heads.similarity(audio_joint, heads.text(prompts[columns]))
-                clap = contrastive_loss(similarity, positives.to(device))
-                ser = ser_loss(logits, labels[rows], config.label_smoothing)
-                loss = config.contrastive_weight * clap + config.ser_weight * ser
+                loss, _, _ = batch_loss(heads, audio, prompts[columns], positives, labels[rows], config)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -37,6 +37,7 @@ from emoscribe.daemon.rtp import (
     payload_format,
     payload_formats,
 )
+from emoscribe.daemon.udp_sockets import bind_udp
 
 logger = logging.getLogger(__name__)
 
@@ -123,19 +124,9 @@ class RtpSource:
         """Receive until ``stop`` is set, then end every stream with ``"shutdown"``. A socket that cannot be
         bound raises ``OSError`` naming the address and port."""
         loop = asyncio.get_running_loop()
-        host, port = self.config.host, self.config.port
         self._sink = sink
-        try:
-            if self._sock is not None:
-                transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self, loop), sock=self._sock)
-            else:
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _Protocol(self, loop), local_addr=(host, port)
-                )
-        except OSError as error:
-            raise OSError(
-                error.errno, f"cannot listen for RTP on {host}:{port}: {error.strerror or error}"
-            ) from error
+        sock = self._sock if self._sock is not None else bind_udp(self.config.host, self.config.port)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self, loop), sock=sock)
         self.address = transport.get_extra_info("sockname")[:2]
         self.listening.set()
         logger.info("listening for RTP on %s:%d", *self.address)
