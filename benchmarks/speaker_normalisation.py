@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from machine import describe_machine
+from train_variants import HEADER, score
 
-from emoscribe.training.experiment import Corpus, cross_validation, fixed_split, load_corpus
+from emoscribe.training.experiment import Corpus, load_corpus
 from emoscribe.training.features import FeatureSet
 from emoscribe.training.train import TrainConfig
 
@@ -47,18 +48,6 @@ def speaker_normalised(corpus: Corpus, reference: int, seed: int = 0) -> Feature
     return FeatureSet(encoder=corpus.features.encoder, stats=stats)
 
 
-def score(corpus: Corpus, config: TrainConfig) -> str:
-    _, _, fixed = fixed_split(corpus, config)
-    cv = cross_validation(corpus, config)["summary"]
-    ravdess, tess = fixed["ravdess-17-20"], fixed["tess-YAF"]
-    return (
-        f"{100 * ravdess['clean']['ser']['accuracy']:5.1f} / {100 * ravdess['ulaw']['ser']['accuracy']:5.1f}   "
-        f"{100 * tess['clean']['ser']['accuracy']:5.1f}   "
-        f"{100 * cv['clean/accuracy']['mean']:5.1f} ± {100 * cv['clean/accuracy']['sd']:4.1f} / "
-        f"{100 * cv['ulaw/accuracy']['mean']:5.1f} ± {100 * cv['ulaw/accuracy']['sd']:4.1f}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("EMOSCRIBE_DATA", "../shared/data")))
@@ -70,7 +59,7 @@ def main() -> None:
     config = TrainConfig(encoder=args.encoder)
     corpus = load_corpus(args.data, config, args.cache)
     print(f"machine: {describe_machine()}; torch {torch.__version__}; encoder {args.encoder} (frozen)")
-    print("normalisation            RAVDESS 17-20 clean / mu-law   TESS YAF   5-fold CV clean / mu-law")
+    print(f"{'normalisation':<24} {HEADER}")
     rows = [("none", corpus)]
     rows += [
         (f"speaker, {k or 'all'} clips", replace(corpus, features=speaker_normalised(corpus, k)))
