@@ -1,6 +1,6 @@
 """Memory soak: thousands of utterances through the daemon's service in accelerated time, RSS sampled.
 
-Usage: python benchmarks/daemon_soak.py [--bundle tiny.en] [--utterances 3000] [--streams 8]
+Usage: python benchmarks/daemon_soak.py [--bundle tiny.en] [--utterances 6000] [--streams 8]
 
 Long-running speech services are known to creep until they run out of memory; this runs the real pipeline
 (segmenter, rolling and final cues, engine, describer, publisher, per-stream state and baselines) in one
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from machine import describe_machine
 
 from emoscribe.audio import load_audio
 from emoscribe.bundle import resolve_bundle
+from emoscribe.cues import extract_cues
+from emoscribe.cues.baseline import SpeakerBaselines
 from emoscribe.daemon.app import segmenter_factory
 from emoscribe.daemon.config import DaemonConfig, MetricsSettings, PublishSettings
 from emoscribe.daemon.describe import Describer
@@ -75,10 +78,24 @@ class CallSource:
             self.on_call_end(len(names))
 
 
+def baseline_kb(clips: list[np.ndarray], speakers: int) -> float:
+    """Memory of one speaker's baseline, traced over ``speakers`` baselines each fed three utterances' cues:
+    what the bounded baseline table adds per new call until it is full."""
+    cues = [extract_cues(clip) for clip in clips[:3]]
+    table = SpeakerBaselines(max_speakers=speakers)
+    tracemalloc.start()
+    for n in range(speakers):
+        for utterance in cues:
+            table.update(f"call-{n:06d}", utterance)
+    size, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return size / speakers / 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default="tiny.en")
-    parser.add_argument("--utterances", type=int, default=3000)
+    parser.add_argument("--utterances", type=int, default=6000)
     parser.add_argument("--streams", type=int, default=8)
     args = parser.parse_args()
 
@@ -116,6 +133,13 @@ def main() -> None:
     print(f"RSS MB: start {rss[0]:.1f}, half-way {rss[half][0]:.1f}, end {rss[-1]:.1f}, peak {rss.max():.1f}")
     print(f"RSS slope over the second half: {slope:+.2f} MB per 1000 utterances")
     print(f"open streams at the end: {len(service.streams)}; baselines held: {len(service.baselines)}")
+    bound = service.baselines.max_speakers
+    kb = baseline_kb(clips, bound)
+    print(
+        f"one speaker baseline: {kb:.2f} kB (tracemalloc over {bound} of them), i.e. "
+        f"{kb * 1000 / 3 / 1e3:.2f} MB per 1000 utterances of 3-utterance calls until the table holds its "
+        f"{bound} speakers ({kb * bound / 1e3:.0f} MB)"
+    )
 
 
 if __name__ == "__main__":
