@@ -17,6 +17,12 @@ FORMAT = "emoscribe.bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("audio.onnx", "prompts.npz")
+SPEAKER_MODEL = "speaker.onnx"
+STATS_OUTPUT = "layer_stats"
+"""The audio tower's third output in a bundle that normalises by speaker: per-layer statistics of the clip."""
+SPEAKER_INPUTS = (STATS_OUTPUT, "reference_count", "reference_mean", "reference_var")
+"""What ``speaker.onnx`` takes: the clip's statistics, and the count, mean and variance of the statistics of the
+speaker's earlier utterances (count 0: none, judged against the population)."""
 PARTS = Path(__file__).parent / "export" / "parts"
 """Committed trained parts, one folder per default bundle; ``emoscribe export`` builds bundles from them."""
 
@@ -59,6 +65,12 @@ class Bundle:
     @property
     def has_text_tower(self) -> bool:
         return "text.onnx" in self.manifest["files"]
+
+    @property
+    def speaker_horizon(self) -> int | None:
+        """Earlier utterances a speaker reference holds at most, for a bundle that normalises by speaker."""
+        section = self.manifest.get("speaker_normalisation")
+        return None if section is None else section["horizon"]
 
 
 def sha256_of(path: Path) -> str:
@@ -114,6 +126,13 @@ def _check_schema(manifest: Any, source: Path) -> None:
         )
     if not manifest["labels"] or not all(isinstance(label, str) for label in manifest["labels"]):
         raise BundleError(f"{source}: 'labels' must be a non-empty list of strings")
+    speaker = manifest.get("speaker_normalisation")
+    if speaker is not None:
+        horizon = speaker.get("horizon") if isinstance(speaker, dict) else None
+        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+            raise BundleError(f"{source}: 'speaker_normalisation' needs a positive integer 'horizon'")
+        if SPEAKER_MODEL not in manifest["files"]:
+            raise BundleError(f"{source}: 'speaker_normalisation' is set but {SPEAKER_MODEL} is not listed")
 
 
 def cache_root() -> Path:

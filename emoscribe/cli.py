@@ -7,7 +7,7 @@ import typer
 from emoscribe.clients.listen import listen_command
 from emoscribe.cues.commands import cues_command, fit_bins_command
 from emoscribe.daemon.commands import run_command
-from emoscribe.training.commands import export_command, train_command
+from emoscribe.training.commands import eval_command, export_command, train_command
 
 app = typer.Typer(
     name="emoscribe",
@@ -22,3 +22,4 @@ app.command("cues")(cues_command)
 app.command("fit-bins")(fit_bins_command)
 app.command("train")(train_command)
 app.command("export")(export_command)
+app.command("eval")(eval_command)

@@ -2,6 +2,9 @@
 
 Its audio tower maps two waveform statistics (mean |x| and RMS over the valid samples) through fixed random
 matrices to an L2-normalised embedding and SER logits: louder audio moves the logits, which tests can see.
+With ``speaker=True`` the tower also outputs those statistics as ``layer_stats`` ``(batch, 1, 2)``, and a
+``speaker.onnx`` maps ``stats - count / (count + 1) * reference_mean`` through the same matrices, so what a
+stream heard before moves the outputs.
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from emoscribe.bundle import FORMAT, FORMAT_VERSION, MANIFEST, file_entry
+from emoscribe.bundle import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    SPEAKER_INPUTS,
+    SPEAKER_MODEL,
+    STATS_OUTPUT,
+    file_entry,
+)
 from emoscribe.cues.concepts import ConceptTokenizer
 from emoscribe.export.prompt_bank import bank_prompts
 
@@ -21,10 +32,63 @@ LABELS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "sur
 DIM = 16
 
 
-def _audio_graph(rng: np.random.Generator) -> onnx.ModelProto:
-    """embedding = normalise(stats @ W), logits = stats @ V, with stats = [mean|x|, rms] over valid samples."""
-    w = rng.normal(size=(2, DIM)).astype(np.float32)
-    v = rng.normal(size=(2, len(LABELS))).astype(np.float32) * 20
+def _heads(source: str) -> list[onnx.NodeProto]:
+    """embedding = normalise(source @ W), logits = source @ V."""
+    return [
+        helper.make_node("MatMul", [source, "W"], ["raw"]),
+        helper.make_node("ReduceL2", ["raw"], ["norm"], axes=[1], keepdims=1),
+        helper.make_node("Add", ["norm", "eps"], ["norm_eps"]),
+        helper.make_node("Div", ["raw", "norm_eps"], ["embedding"]),
+        helper.make_node("MatMul", [source, "V"], ["logits"]),
+    ]
+
+
+def _model(nodes, name: str, inputs, outputs, initializers) -> onnx.ModelProto:
+    model = helper.make_model(
+        helper.make_graph(nodes, name, inputs, outputs, initializers), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _head_outputs() -> list[onnx.ValueInfoProto]:
+    return [
+        helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIM]),
+        helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(LABELS)]),
+    ]
+
+
+def _speaker_graph(w: np.ndarray, v: np.ndarray) -> onnx.ModelProto:
+    nodes = [
+        helper.make_node("Add", ["reference_count", "one_float"], ["count_plus"]),
+        helper.make_node("Div", ["reference_count", "count_plus"], ["weight"]),
+        helper.make_node("Reshape", ["weight", "column"], ["weight_col"]),
+        helper.make_node("Reshape", ["reference_mean", "flat"], ["mean_flat"]),
+        helper.make_node("Reshape", ["layer_stats", "flat"], ["stats_flat"]),
+        helper.make_node("Mul", ["mean_flat", "weight_col"], ["shift"]),
+        helper.make_node("Sub", ["stats_flat", "shift"], ["centred"]),
+        *_heads("centred"),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("layer_stats", TensorProto.FLOAT, ["batch", 1, 2]),
+        helper.make_tensor_value_info("reference_count", TensorProto.FLOAT, ["batch"]),
+        helper.make_tensor_value_info("reference_mean", TensorProto.FLOAT, ["batch", 1, 2]),
+        helper.make_tensor_value_info("reference_var", TensorProto.FLOAT, ["batch", 1, 2]),
+    ]
+    initializers = [
+        numpy_helper.from_array(w, "W"),
+        numpy_helper.from_array(v, "V"),
+        numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one_float"),
+        numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), "column"),
+        numpy_helper.from_array(np.array([-1, 2], dtype=np.int64), "flat"),
+        numpy_helper.from_array(np.array(1e-6, dtype=np.float32), "eps"),
+    ]
+    return _model(nodes, "fake_speaker_tower", inputs, _head_outputs(), initializers)
+
+
+def _audio_graph(w: np.ndarray, v: np.ndarray, speaker: bool) -> onnx.ModelProto:
+    """Heads over stats = [mean|x|, rms] over valid samples (and, with ``speaker``, stats as layer_stats)."""
     nodes = [
         helper.make_node("Shape", ["waveform"], ["shape"]),
         helper.make_node("Gather", ["shape", "one"], ["width"], axis=0),
@@ -43,11 +107,7 @@ def _audio_graph(rng: np.random.Generator) -> onnx.ModelProto:
         helper.make_node("Div", ["square_sum", "count"], ["mean_square"]),
         helper.make_node("Sqrt", ["mean_square"], ["rms"]),
         helper.make_node("Concat", ["mean_abs", "rms"], ["stats"], axis=1),
-        helper.make_node("MatMul", ["stats", "W"], ["raw"]),
-        helper.make_node("ReduceL2", ["raw"], ["norm"], axes=[1], keepdims=1),
-        helper.make_node("Add", ["norm", "eps"], ["norm_eps"]),
-        helper.make_node("Div", ["raw", "norm_eps"], ["embedding"]),
-        helper.make_node("MatMul", ["stats", "V"], ["logits"]),
+        *_heads("stats"),
     ]
     initializers = [
         numpy_helper.from_array(w, "W"),
@@ -58,30 +118,29 @@ def _audio_graph(rng: np.random.Generator) -> onnx.ModelProto:
         numpy_helper.from_array(np.array(1, dtype=np.int64), "one_scalar"),
         numpy_helper.from_array(np.array(1e-6, dtype=np.float32), "eps"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "fake_audio_tower",
-        [
-            helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "length"]),
-            helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]),
-        ],
-        [
-            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIM]),
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(LABELS)]),
-        ],
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    outputs = _head_outputs()
+    if speaker:
+        nodes.append(helper.make_node("Unsqueeze", ["stats", "axis1"], ["layer_stats"]))
+        outputs.append(helper.make_tensor_value_info("layer_stats", TensorProto.FLOAT, ["batch", 1, 2]))
+    inputs = [
+        helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "length"]),
+        helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]),
+    ]
+    return _model(nodes, "fake_audio_tower", inputs, outputs, initializers)
 
 
-def make_fake_bundle(folder: Path, seed: int = 0) -> Path:
-    """Write a complete, checksummed bundle (no text tower) into ``folder``."""
+def make_fake_bundle(folder: Path, seed: int = 0, speaker: bool = False, horizon: int = 20) -> Path:
+    """Write a complete, checksummed bundle (no text tower) into ``folder``; with ``speaker``, one that
+    normalises by speaker over ``horizon`` utterances."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(_audio_graph(rng), str(folder / "audio.onnx"))
+    w = rng.normal(size=(2, DIM)).astype(np.float32)
+    v = rng.normal(size=(2, len(LABELS))).astype(np.float32) * 20
+    onnx.save(_audio_graph(w, v, speaker), str(folder / "audio.onnx"))
+    files = ["audio.onnx", "prompts.npz"]
+    if speaker:
+        onnx.save(_speaker_graph(w, v), str(folder / SPEAKER_MODEL))
+        files.append(SPEAKER_MODEL)
     prompts = bank_prompts([*LABELS, None])
     bank = rng.normal(size=(len(prompts), DIM)).astype(np.float32)
     bank /= np.linalg.norm(bank, axis=1, keepdims=True)
@@ -103,7 +162,14 @@ def make_fake_bundle(folder: Path, seed: int = 0) -> Path:
         "prompt_templates": {},
         "cue_thresholds": {"quantile_bins": bins, "concepts": {"edges": ConceptTokenizer.default().edges}},
         "provenance": {"note": "test bundle: random weights"},
-        "files": {name: file_entry(folder / name) for name in ("audio.onnx", "prompts.npz")},
+        "files": {name: file_entry(folder / name) for name in files},
     }
+    if speaker:
+        manifest["input"]["outputs"].append(STATS_OUTPUT)
+        manifest["speaker_normalisation"] = {
+            "model": SPEAKER_MODEL,
+            "inputs": list(SPEAKER_INPUTS),
+            "horizon": horizon,
+        }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return folder

@@ -35,7 +35,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory) -> Path:
-    return make_fake_bundle(tmp_path_factory.mktemp("bundle"))
+    return make_fake_bundle(tmp_path_factory.mktemp("bundle"), speaker=True)
 
 
 def speech_only(clip: np.ndarray) -> np.ndarray:
@@ -106,6 +106,7 @@ def test_file_source_end_to_end(bundle_dir: Path, tmp_path: Path, demo_dir: Path
     assert stream[-1].payload["reason"] == "eof"
     utterances = [m.payload for m in stream if m.kind == "utterance"]
     assert len(utterances) == len(truth)
+    assert [u["emotion"]["speaker_reference"] for u in utterances] == [0, 1], "judged against earlier ones"
     for utterance, (start, end) in zip(utterances, truth, strict=True):
         assert abs(utterance["start"] - start) <= 0.15 and abs(utterance["end"] - end) <= 0.15, (utterance, start)
         assert utterance["emotion"]["label"] in (None, *utterance["emotion"]["posteriors"])

@@ -164,6 +164,8 @@ def test_describer_outputs(bundle) -> None:
     logits[4] = 5.0
     out = describer.describe(cues, embedding, logits)
     assert out["emotion"]["label"] == "angry" and out["emotion"]["confidence"] > 0.9
+    assert out["emotion"]["speaker_reference"] is None, "no speaker normalisation was asked for"
+    assert describer.describe(cues, embedding, logits, None, 7)["emotion"]["speaker_reference"] == 7
     assert abs(sum(out["emotion"]["posteriors"].values()) - 1) < 1e-6
     assert out["prompts"][0]["score"] == pytest.approx(1.0, abs=1e-5), "the bank entry itself ranks first"
     assert out["caption"].startswith("A female voice") and out["caption"].endswith("sounding angry.")

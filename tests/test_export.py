@@ -17,6 +17,7 @@ from emoscribe.audio import load_audio  # noqa: E402
 from emoscribe.bundle import BundleError, load_bundle  # noqa: E402
 from emoscribe.daemon.describe import Describer  # noqa: E402
 from emoscribe.daemon.engine.onnx_local import OnnxEngine  # noqa: E402
+from emoscribe.daemon.speaker_reference import SpeakerNormaliser  # noqa: E402
 from emoscribe.export.build import PARITY_TOLERANCE, build  # noqa: E402
 from emoscribe.export.towers import AudioTower  # noqa: E402
 from emoscribe.training.heads import EmotionHeads, HeadConfig  # noqa: E402
@@ -27,13 +28,22 @@ from emoscribe.training.whisper import LogMel  # noqa: E402
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[Path, EmotionHeads]:
-    """A bundle from randomly initialised heads: what is checked is the export, not the training."""
+    """A bundle from randomly initialised, speaker-normalising heads: what is checked is the export, not the
+    training."""
     parts = tmp_path_factory.mktemp("parts") / "tiny.en"
     parts.mkdir()
     torch.manual_seed(0)
-    heads = EmotionHeads(HeadConfig(n_layers=5, d_audio=384, d_text=384, n_classes=len(EMOTIONS))).eval()
+    config = HeadConfig(n_layers=5, d_audio=384, d_text=384, n_classes=len(EMOTIONS), speaker_normalisation=True)
+    heads = EmotionHeads(config).eval()
+    with torch.no_grad():
+        heads.audio.reference.prior_mean.normal_(0.0, 0.5)
+        heads.audio.reference.prior_var.uniform_(0.5, 2.0)
     save_file(heads.state_dict(), parts / "heads.safetensors")
-    spec = {"audio_encoder": encoder_pin("tiny.en"), "heads": heads.config.to_dict()}
+    spec = {
+        "audio_encoder": encoder_pin("tiny.en"),
+        "heads": heads.config.to_dict(),
+        "speaker_normalisation": {"horizon": 20},
+    }
     (parts / "parts.json").write_text(json.dumps(spec))
     return build(parts, tmp_path_factory.mktemp("out") / "bundle"), heads
 
@@ -49,9 +59,12 @@ def test_bundle_is_complete_and_verified(built) -> None:
         "text.onnx",
         "tokenizer.json",
         "prompts.npz",
+        "speaker.onnx",
     } <= files
     parity = bundle.manifest["provenance"]["parity_max_abs_diff"]
-    assert parity["audio.onnx"] <= PARITY_TOLERANCE and parity["text.onnx"] <= PARITY_TOLERANCE
+    assert set(parity) == {"audio.onnx", "speaker.onnx", "text.onnx"}
+    assert max(parity.values()) <= PARITY_TOLERANCE
+    assert bundle.speaker_horizon == 20
     assert bundle.labels == list(EMOTIONS)
     bank = np.load(bundle.file("prompts.npz"))
     assert np.allclose(np.linalg.norm(bank["embeddings"], axis=1), 1.0, atol=1e-4)
@@ -70,12 +83,27 @@ def test_daemon_engine_matches_torch_on_real_clips(built, demo_dir) -> None:
     got = engine.infer(clips)
     for i, clip in enumerate(clips):
         with torch.inference_mode():
-            embedding, logits = tower(torch.from_numpy(clip)[None], torch.tensor([clip.size]))
+            embedding, logits, _ = tower(torch.from_numpy(clip)[None], torch.tensor([clip.size]))
         assert np.abs(got.embeddings[i] - embedding[0].numpy()).max() <= PARITY_TOLERANCE
         assert np.abs(got.logits[i] - logits[0].numpy()).max() <= PARITY_TOLERANCE
+    # one stream hearing the clips in turn: each judged against the ones before it, as training draws them
+    _, judged, counts = SpeakerNormaliser(load_bundle(path)).judge(["call"] * len(clips), got.layer_stats)
+    assert counts.tolist() == [0, 1, 2]
+    earlier = got.layer_stats[:2]
+    reference = tuple(torch.from_numpy(np.asarray(x, dtype=np.float32))[None] for x in (2, *moments(earlier)))
+    with torch.inference_mode():
+        _, want = heads.audio(torch.from_numpy(got.layer_stats[2:]), reference)
+        alone = heads.audio(torch.from_numpy(got.layer_stats[2:]))[1]
+    assert np.abs(judged[2] - want[0].numpy()).max() <= PARITY_TOLERANCE
+    assert np.abs(judged[0] - got.logits[0]).max() <= PARITY_TOLERANCE, "the first utterance is judged alone"
+    assert np.abs(want - alone).max() > 0.01, "what the stream heard before changes the outputs"
     int8 = OnnxEngine(load_bundle(path), "cpu", variant="int8").infer(clips)
     cosine = (int8.embeddings * got.embeddings).sum(axis=1)
     assert cosine.min() > 0.95, f"dynamic int8 stays close to fp32 (cosine {cosine.min():.3f})"
+
+
+def moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return values.mean(0), values.var(0)
 
 
 def test_text_tower_embeds_run_time_queries_like_the_bank(built) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +20,11 @@ from emoscribe.training.ct2 import find_packaged_whisper  # noqa: E402
 from emoscribe.training.evaluate import evaluate  # noqa: E402
 from emoscribe.training.features import FeatureSet, encode  # noqa: E402
 from emoscribe.training.frames import FrameSet, encode_frames  # noqa: E402
+from emoscribe.training.heads import SpeakerReference  # noqa: E402
 from emoscribe.training.metrics import classification_metrics, precision_at_k  # noqa: E402
 from emoscribe.training.objective import contrastive_loss  # noqa: E402
-from emoscribe.training.records import build_records  # noqa: E402
+from emoscribe.training.records import EMOTIONS, Record, build_records  # noqa: E402
+from emoscribe.training.references import ReferenceSampler, fit_priors  # noqa: E402
 from emoscribe.training.text import embed_texts, load_text_encoder  # noqa: E402
 from emoscribe.training.train import TextBank, TrainConfig, train_heads  # noqa: E402
 from emoscribe.training.tuning import EncoderTop, fine_tune, tuned_features  # noqa: E402
@@ -129,3 +132,49 @@ def test_training_device_is_what_was_asked_for_or_a_clear_error() -> None:
             training_device("cuda")
     with mixed_precision(torch.device("cpu"), enabled=True):
         assert not torch.is_autocast_enabled("cpu"), "the CPU trains in full precision"
+
+
+def _records(speakers: list[str], labels: list[int]) -> list[Record]:
+    utterances = [
+        Utterance(Path(f"{i}.flac"), "test", s, None, EMOTIONS[c])
+        for i, (s, c) in enumerate(zip(speakers, labels, strict=True))
+    ]
+    return [Record(u, c, None, (), ()) for u, c in zip(utterances, labels, strict=True)]
+
+
+def test_references_are_other_clips_of_the_same_speaker_through_the_same_channel() -> None:
+    records = _records(["a", "a", "a", "a", "b", "b"], [0, 0, 1, 1, 2, 2])
+    row_value = np.arange(6, dtype=np.float16)[:, None, None] * np.ones((1, 2, 4), dtype=np.float16)
+    features = FeatureSet("test", {"clean": row_value, "ulaw": row_value + 100})
+    sampler = ReferenceSampler(records, range(6))
+    rng = np.random.default_rng(0)
+    count, mean, var = sampler.draw(features, [0, 4, 1], ["clean", "clean", "ulaw"], [3, 5, 0], rng)
+    assert count.tolist() == [3, 1, 0], "never the clip itself; fewer where the speaker has fewer"
+    assert float(mean[0, 0, 0]) == pytest.approx(2.0) and float(var[0, 0, 0]) == pytest.approx(np.var([1, 2, 3]))
+    assert float(mean[1, 0, 0]) == pytest.approx(5.0) and float(var[1].abs().max()) == 0.0
+    count, mean, _ = sampler.draw(features, [0], ["ulaw"], [8], rng, one_emotion=True)
+    assert (int(count[0]), float(mean[0, 0, 0])) in {(1, 101.0), (2, 102.5)}, "one emotion, read through mu-law"
+
+    reference = SpeakerReference(2, 4)
+    fit_priors(reference, features, records, range(6), ["clean"], prior_clips=3.0)
+    assert reference.prior_mean[0, 0].item() == pytest.approx(2.5)
+    assert reference.prior_var[0, 0].item() == pytest.approx((4 * np.var([0, 1, 2, 3]) + 2 * 0.25) / 6)
+    assert reference.prior_clips.item() == 3.0
+
+
+def test_speaker_normalised_heads_train_and_use_what_they_know(demo_training_set) -> None:
+    features, bank, records = demo_training_set
+    rows = list(range(len(records)))
+    config = TrainConfig(
+        epochs=30, batch_size=6, telephone_probability=0.0, dropout=0.0, speaker_normalisation=True
+    )
+    untrained = train_heads(features, bank, records, rows, replace(config, epochs=0))
+    trained = train_heads(features, bank, records, rows, config)
+    assert _loss(trained, features, bank, records) < 0.7 * _loss(untrained, features, bank, records)
+    stats = torch.from_numpy(features.stats["clean"].astype(np.float32))
+    np.testing.assert_allclose(trained.audio.reference.prior_mean.numpy(), stats.mean(0).numpy(), atol=1e-3)
+    known = (torch.full((len(rows),), 2.0), stats.roll(1, 0), torch.ones_like(stats))
+    with torch.no_grad():
+        assert not torch.allclose(trained.audio(stats)[1], trained.audio(stats, known)[1])
+    with pytest.raises(ValueError, match="does not combine"):
+        TrainConfig(speaker_normalisation=True, unfreeze_layers=1)

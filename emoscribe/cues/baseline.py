@@ -197,6 +197,10 @@ class SpeakerBaselines(Mapping[str, SpeakerBaseline]):
         baseline.update(cues)
         return baseline
 
+    def forget(self, speaker: str) -> None:
+        """Drop a speaker (e.g. a stream that ended), so a later one under the same id starts afresh."""
+        self._baselines.pop(speaker, None)
+
     def __getitem__(self, speaker: str) -> SpeakerBaseline:
         return self._baselines[speaker]
 

@@ -22,6 +22,7 @@ from emoscribe.daemon.publisher import CurveKeys, Publisher
 from emoscribe.daemon.segmenter import Segmenter
 from emoscribe.daemon.service import Producer, Service
 from emoscribe.daemon.shards import ShardPool
+from emoscribe.daemon.speaker_reference import SpeakerNormaliser
 from emoscribe.daemon.udp_sockets import bind_udp, ssrc_socket_group
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ def build_service(config: DaemonConfig, echo: Callable[[str, dict], None] | None
     bundle = resolve_bundle(config.engine.bundle)
     engine = OnnxEngine(bundle, config.engine.device, config.engine.variant, config.engine.threads)
     engine.warm_up(config.batch.max_batch)
+    normalises = config.engine.speaker_normalisation and bundle.speaker_horizon is not None
+    normaliser = SpeakerNormaliser(bundle) if normalises else None
     describer = Describer(bundle, config.describe.top_k, config.describe.min_confidence)
     if config.describe.queries:
         describer.set_queries(config.describe.queries, engine.embed_texts(config.describe.queries))
@@ -126,13 +129,14 @@ def build_service(config: DaemonConfig, echo: Callable[[str, dict], None] | None
     curve = CurveKeys.load(config.publish.curve_secret_key) if config.publish.curve_secret_key else None
     publisher = Publisher(config.publish.endpoint, config.publish.send_hwm, curve, echo=echo)
     log.info(
-        "bundle %s, engine %s (%s), publishing on %s",
+        "bundle %s, engine %s (%s), speaker normalisation %s, publishing on %s",
         bundle.path,
         engine.providers,
         engine.variant,
+        f"over {bundle.speaker_horizon} utterances" if normaliser else "off",
         publisher.endpoint,
     )
-    return Service(config, engine, describer, publisher, metrics)
+    return Service(config, engine, describer, publisher, metrics, normaliser)
 
 
 async def serve(service: Service, producers: Sequence[Producer]) -> bool:

@@ -19,16 +19,19 @@ from typing import Any
 import numpy as np
 
 from emoscribe.daemon.engine import Engine
+from emoscribe.daemon.speaker_reference import SpeakerNormaliser
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class Request:
-    """One utterance waiting for the engine; ``context`` is the caller's, handed back with the result."""
+    """One utterance waiting for the engine; ``context`` is the caller's, handed back with the result;
+    ``speaker`` keys the earlier utterances it is judged against, where the bundle normalises by speaker."""
 
     samples: np.ndarray
     context: Any
+    speaker: str | None = None
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -41,6 +44,9 @@ class Result:
     inference_s: float
     batch_size: int
     error: str | None = None
+    reference: int | None = None
+    """Earlier utterances of the speaker the outputs were judged against; ``None`` without speaker
+    normalisation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +63,18 @@ class BatchConfig:
 
 
 class Batcher:
-    """Runs ``engine`` on batches and hands each :class:`Result` to ``on_result`` (in the worker thread)."""
+    """Runs ``engine`` (then ``normaliser``, if given) on batches and hands each :class:`Result` to
+    ``on_result`` (in the worker thread)."""
 
-    def __init__(self, engine: Engine, config: BatchConfig, on_result: Callable[[Result], None]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: BatchConfig,
+        on_result: Callable[[Result], None],
+        normaliser: SpeakerNormaliser | None = None,
+    ) -> None:
         self.engine = engine
+        self.normaliser = normaliser
         self.config = config
         self.on_result = on_result
         self._queue: queue.Queue[Request | None] = queue.Queue(maxsize=config.max_queue)
@@ -131,6 +145,13 @@ class Batcher:
         started = time.perf_counter()
         try:
             output = self.engine.infer([r.samples for r in group])
+            embeddings, logits, references = output.embeddings, output.logits, [None] * len(group)
+            if self.normaliser is not None:
+                if output.layer_stats is None:
+                    raise RuntimeError("the engine returned no layer statistics to normalise by speaker")
+                speakers = [r.speaker for r in group]
+                embeddings, logits, counts = self.normaliser.judge(speakers, output.layer_stats)
+                references = [int(c) for c in counts]
         except Exception as error:  # one bad batch must not kill the worker
             log.exception("engine failed on a batch of %d", len(group))
             for request in group:
@@ -140,4 +161,6 @@ class Batcher:
         took = time.perf_counter() - started
         for row, request in enumerate(group):
             waited = started - request.enqueued
-            self.on_result(Result(request, output.embeddings[row], output.logits[row], waited, took, len(group)))
+            self.on_result(
+                Result(request, embeddings[row], logits[row], waited, took, len(group), None, references[row])
+            )

@@ -32,6 +32,9 @@ class EngineSettings:
     device: str = "auto"
     variant: str = "auto"
     threads: int = 0
+    speaker_normalisation: bool = True
+    """Judge each utterance against its stream's earlier ones, where the bundle can (one speaker per stream,
+    as on a call leg); turn off for a source that mixes speakers in one stream."""
 
 
 @dataclass(frozen=True, slots=True)

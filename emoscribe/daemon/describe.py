@@ -55,6 +55,7 @@ class Describer:
         embedding: np.ndarray | None,
         logits: np.ndarray | None,
         baseline: SpeakerBaseline | None = None,
+        reference: int | None = None,
     ) -> dict[str, Any]:
         """The description fields of an ``utterance`` message; without model outputs (overload, engine
         failure) the emotion is ``null`` and the prompts are empty, but cues, tokens and caption still stand."""
@@ -69,6 +70,7 @@ class Describer:
                 "label": self.labels[best] if posteriors[best] >= self.min_confidence else None,
                 "confidence": float(posteriors[best]),
                 "posteriors": {label: float(p) for label, p in zip(self.labels, posteriors, strict=True)},
+                "speaker_reference": reference,
             }
             scores = self.bank @ embedding
             pitch = tokens.get("pitch")

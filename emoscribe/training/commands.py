@@ -93,3 +93,56 @@ def export_command(
 
     path = build(parts_dir(bundle), out) if out else cached_bundle(bundle).path
     print(path)
+
+
+def eval_command(
+    data: Annotated[Path, typer.Option(help="Corpus folder holding manifest.csv.", envvar="EMOSCRIBE_DATA")],
+    bundle: Annotated[str, typer.Option(help="Default bundle name or a bundle directory.")] = "tiny.en",
+    corpus: Annotated[str | None, typer.Option(help="Only clips of this corpus (manifest column).")] = None,
+    speakers: Annotated[str | None, typer.Option(help="Only these speakers, comma-separated.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder (default runs/eval/<bundle name>).")] = None,
+    device: Annotated[str, typer.Option(help="auto, tensorrt, cuda or cpu (ONNX Runtime providers).")] = "cpu",
+    seed: Annotated[int, typer.Option(help="Seeds the order each speaker's clips are heard in.")] = 0,
+) -> None:
+    """Score a built bundle on a labelled corpus as the daemon runs it (clip alone and as the speaker's stream,
+    clean and 8 kHz mu-law); writes results.json and report.md. Needs no torch."""
+    from emoscribe.bundle import BundleError, resolve_bundle
+    from emoscribe.bundle_eval import CHANNELS, score_bundle, write_bundle_report
+    from emoscribe.datasets import from_manifest
+
+    try:
+        model = resolve_bundle(bundle)
+    except BundleError as error:
+        raise typer.BadParameter(str(error)) from error
+    wanted = set(speakers.split(",")) if speakers else None
+    clips = [
+        u
+        for u in from_manifest(data)
+        if (corpus is None or u.corpus == corpus) and (wanted is None or u.speaker in wanted)
+    ]
+    if not clips:
+        raise typer.BadParameter(f"no clip of {data} matches corpus={corpus} speakers={speakers}")
+    try:
+        channels = [score_bundle(model, clips, channel, device, seed) for channel in CHANNELS]
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    results = {
+        "bundle": model.manifest["name"],
+        "bundle_path": str(model.path),
+        "command": shlex.join(["emoscribe", *sys.argv[1:]]),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}, {device}",
+        "selection": f"{data} corpus={corpus or 'all'} speakers={speakers or 'all'} seed={seed}",
+        "labels": model.labels,
+        "channels": channels,
+    }
+    for channel in channels:
+        shown = [("clip alone", channel["clip_alone"])]
+        shown += [("as stream", channel["as_stream"])] if "as_stream" in channel else []
+        for how, figures in shown:
+            ser = figures["ser"]
+            print(
+                f"{channel['channel']:<6} {how:<11} accuracy {100 * ser['accuracy']:5.1f} %  "
+                f"UAR {100 * ser['uar']:5.1f} %  macro-F1 {100 * ser['macro_f1']:5.1f} %  "
+                f"({channel['clips']} clips)"
+            )
+    print(f"report: {write_bundle_report(results, out or Path('runs/eval') / model.manifest['name'])}")

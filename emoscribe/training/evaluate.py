@@ -9,19 +9,61 @@ import torch
 
 from emoscribe.cues.vocabulary import emotion_noun
 from emoscribe.training.features import FeatureSet
-from emoscribe.training.heads import EmotionHeads
+from emoscribe.training.heads import EmotionHeads, Reference
 from emoscribe.training.metrics import classification_metrics, confusion, precision_at_k
 from emoscribe.training.records import EMOTIONS, Record
+from emoscribe.training.references import ReferenceSampler
 from emoscribe.training.train import TextBank
 
 FAMILIES = ("pitch", "intensity", "speech_rate", "articulation_rate")
 
+REFERENCE_CURVE = (0, 1, 3, 10, 20)
+"""Earlier utterances of the speaker at which a speaker-normalised model's SER is also reported."""
+
+ONE_EMOTION_CLIPS = 8
+"""Reference size of the one-emotion case: every RAVDESS speaker has 7 other clips of each emotion but neutral."""
+
 
 @torch.inference_mode()
-def audio_outputs(heads: EmotionHeads, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def audio_outputs(
+    heads: EmotionHeads, stats: np.ndarray, reference: Reference | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Joint embeddings and SER posteriors of feature rows."""
-    joint, logits = heads.audio(torch.from_numpy(stats.astype(np.float32)))
+    joint, logits = heads.audio(torch.from_numpy(stats.astype(np.float32)), reference)
     return joint.numpy(), torch.softmax(logits, dim=-1).numpy()
+
+
+def held_out_reference(
+    heads: EmotionHeads,
+    features: FeatureSet,
+    records: Sequence[Record],
+    rows: np.ndarray,
+    variant: str,
+    clips: int,
+    one_emotion: bool = False,
+) -> Reference | None:
+    """References of ``clips`` other held-out clips of each row's speaker (seeded), for a speaker-normalised
+    model; ``None`` for any other."""
+    if heads.audio.reference is None or clips == 0:
+        return None
+    sampler = ReferenceSampler(records, rows)
+    n = len(rows)
+    return sampler.draw(features, rows, [variant] * n, [clips] * n, np.random.default_rng(0), one_emotion)
+
+
+def reference_curve(
+    heads: EmotionHeads, features: FeatureSet, records: Sequence[Record], rows: np.ndarray, variant: str
+) -> dict[str, dict]:
+    """SER of a speaker-normalised model by how much of the speaker it knows, down to one emotion only."""
+    labels = np.array([records[r].label for r in rows])
+    cases = {f"{k} clips": (k, False) for k in REFERENCE_CURVE}
+    cases[f"{ONE_EMOTION_CLIPS} clips of one emotion"] = (ONE_EMOTION_CLIPS, True)
+    out = {}
+    for name, (clips, one_emotion) in cases.items():
+        reference = held_out_reference(heads, features, records, rows, variant, clips, one_emotion)
+        _, posteriors = audio_outputs(heads, features.stats[variant][rows], reference)
+        out[name] = classification_metrics(labels, posteriors.argmax(1), len(EMOTIONS))
+    return out
 
 
 @torch.inference_mode()
@@ -36,10 +78,13 @@ def evaluate(
     records: Sequence[Record],
     rows: Sequence[int],
     variant: str = "clean",
+    reference_clips: int = 0,
 ) -> dict:
-    """All figures for ``rows`` read from feature ``variant``; JSON-ready."""
+    """All figures for ``rows`` read from feature ``variant``, a speaker-normalised model knowing
+    ``reference_clips`` other clips of each speaker; JSON-ready."""
     rows = np.asarray(rows)
-    joint, posteriors = audio_outputs(heads, features.stats[variant][rows])
+    reference = held_out_reference(heads, features, records, rows, variant, reference_clips)
+    joint, posteriors = audio_outputs(heads, features.stats[variant][rows], reference)
     labels = np.array([records[r].label for r in rows])
     present = sorted(set(labels.tolist()))
     report = {

@@ -18,7 +18,7 @@ from emoscribe.corpus import VALIDATION_SPEAKERS
 from emoscribe.cues.binning import QuantileBinner
 from emoscribe.datasets import Utterance, from_manifest, speaker_folds
 from emoscribe.training.ct2 import find_packaged_whisper
-from emoscribe.training.evaluate import evaluate
+from emoscribe.training.evaluate import evaluate, reference_curve
 from emoscribe.training.features import FeatureSet, cached_features
 from emoscribe.training.frames import FrameSet, cached_frames
 from emoscribe.training.heads import EmotionHeads
@@ -30,6 +30,10 @@ from emoscribe.training.tuning import EncoderTop, fine_tune, tuned_features
 from emoscribe.training.whisper import LogMel, WhisperAudioEncoder, load_ct2_encoder
 
 EVALUATION_VARIANTS = ("clean", "ulaw")
+
+SERVING_REFERENCE = 10
+"""Other clips of the speaker a speaker-normalised model knows in the headline figures: the daemon's position
+after ten utterances of a call. ``ser_by_reference`` gives the rest of the curve."""
 
 
 @dataclass(slots=True)
@@ -95,7 +99,10 @@ def _score(heads: EmotionHeads, top: EncoderTop | None, corpus: Corpus, tests: d
             features = tuned_features(features, frames, top, rows, EVALUATION_VARIANTS)
         out[name] = {}
         for variant in EVALUATION_VARIANTS:
-            out[name][variant] = evaluate(heads, features, corpus.bank, corpus.records, rows, variant)
+            report = evaluate(heads, features, corpus.bank, corpus.records, rows, variant, SERVING_REFERENCE)
+            if heads.audio.reference is not None:
+                report["ser_by_reference"] = reference_curve(heads, features, corpus.records, rows, variant)
+            out[name][variant] = report
     return out
 
 

@@ -26,6 +26,8 @@ class HeadConfig:
     d_joint: int = 256
     d_hidden: int = 512
     dropout: float = 0.3
+    speaker_normalisation: bool = False
+    """Standardise the statistics by the speaker's own (see :class:`SpeakerReference`) before pooling."""
 
     def to_dict(self) -> dict[str, int | float]:
         return asdict(self)
@@ -72,6 +74,39 @@ def layer_statistics(
     return torch.stack(stats, dim=1)
 
 
+Reference = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""A speaker reference per row: utterance count ``(batch,)``, mean and variance ``(batch, n_layers, 2d)`` of the
+statistics of the speaker's earlier utterances (count 0: none known yet)."""
+
+
+class SpeakerReference(nn.Module):
+    """Standardises each clip's statistics by its speaker's: the mean and variance of the speaker's earlier
+    utterances, shrunk toward population priors by ``prior_clips`` pseudo-utterances.
+
+    What stays after subtracting the speaker's usual voice is how this utterance departs from it, which is what
+    emotion is; a voice's pitch and timbre no longer pose as emotion. With no reference the priors alone apply
+    (the clip is judged against the population), so one head serves the first utterance of a call and the
+    hundredth. The priors are the training population's mean and its average within-speaker variance.
+    """
+
+    def __init__(self, n_layers: int, width: int, prior_clips: float = 2.0) -> None:
+        super().__init__()
+        self.register_buffer("prior_mean", torch.zeros(n_layers, width))
+        self.register_buffer("prior_var", torch.ones(n_layers, width))
+        self.register_buffer("prior_clips", torch.tensor(float(prior_clips)))
+
+    def forward(self, layer_stats: torch.Tensor, reference: Reference | None = None) -> torch.Tensor:
+        if reference is None:
+            mean, var = self.prior_mean, self.prior_var
+        else:
+            count, known_mean, known_var = reference
+            n = count.to(layer_stats.dtype).view(-1, 1, 1)
+            total = n + self.prior_clips
+            mean = (n * known_mean + self.prior_clips * self.prior_mean) / total
+            var = (n * known_var + self.prior_clips * self.prior_var) / total
+        return (layer_stats - mean) * torch.rsqrt(var + 1e-6)
+
+
 class AudioHead(nn.Module):
     """Per-layer statistics → softmax-weighted sum over layers → normalised stats → SER logits and joint embedding.
 
@@ -83,6 +118,7 @@ class AudioHead(nn.Module):
         super().__init__()
         width = 2 * config.d_audio
         self.layer_logits = nn.Parameter(torch.zeros(config.n_layers))
+        self.reference = SpeakerReference(config.n_layers, width) if config.speaker_normalisation else None
         self.norm = nn.LayerNorm(width)
         self.body = nn.Sequential(
             nn.Dropout(config.dropout),
@@ -93,8 +129,13 @@ class AudioHead(nn.Module):
         self.classifier = nn.Linear(config.d_hidden, config.n_classes)
         self.projection = nn.Linear(config.d_hidden, config.d_joint)
 
-    def forward(self, layer_stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(batch, n_layers, 2d)`` → (L2-normalised joint embedding, SER logits)."""
+    def forward(
+        self, layer_stats: torch.Tensor, reference: Reference | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, n_layers, 2d)`` → (L2-normalised joint embedding, SER logits); a head without speaker
+        normalisation ignores ``reference``."""
+        if self.reference is not None:
+            layer_stats = self.reference(layer_stats, reference)
         weights = torch.softmax(self.layer_logits, dim=0)
         pooled = self.norm(torch.einsum("bld,l->bd", layer_stats, weights))
         hidden = self.body(pooled)

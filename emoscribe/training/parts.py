@@ -69,6 +69,8 @@ def save_parts(
         "heads": heads.config.to_dict(),
         "training": {"config": asdict(config), "fixed_split_ser": summary, "command": results["command"]},
     }
+    if heads.audio.reference is not None:
+        parts["speaker_normalisation"] = {"horizon": config.max_reference}
     (folder / ENCODER_TOP).unlink(missing_ok=True)
     if top is not None:
         tensors = top.encoder_state()

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
+from emoscribe.plots import plot_confusion
 from emoscribe.training.records import EMOTIONS
 
 ANCHORS = {
@@ -30,7 +30,7 @@ def write_report(results: dict, out: Path) -> Path:
     lines += _retrieval_table(results)
     for name, by_variant in results["fixed_split"].items():
         plot = out / f"confusion-{name}.png"
-        _plot_confusion(np.array(by_variant["clean"]["confusion"]), f"{name} (clean)", plot)
+        plot_confusion(np.array(by_variant["clean"]["confusion"]), EMOTIONS, f"{name} (clean)", plot)
         lines += [f"![confusion {name}]({plot.name})", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -113,23 +113,3 @@ def _retrieval_table(results: dict) -> list[str]:
                 )
     rows += ["", "Paper: class queries P@1/5/10 = 0.75 / 0.45 / 0.38; acoustic-prompt queries P@10 ≤ 0.23.", ""]
     return rows
-
-
-def _plot_confusion(matrix: np.ndarray, title: str, path: Path) -> None:
-    present = matrix.sum(axis=1) > 0
-    shown = matrix[present][:, present]
-    labels = [e for e, keep in zip(EMOTIONS, present, strict=True) if keep]
-    normalised = shown / shown.sum(axis=1, keepdims=True)
-    figure = Figure(figsize=(6, 5))
-    axis = figure.subplots()
-    axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    axis.set_yticks(range(len(labels)), labels)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            axis.text(j, i, str(shown[i, j]), ha="center", va="center", fontsize=8)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
-    axis.set_title(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)

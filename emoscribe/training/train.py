@@ -23,9 +23,10 @@ from tqdm import trange
 from emoscribe.mappings import refuse_unknown_keys
 from emoscribe.training.device import mixed_precision
 from emoscribe.training.features import FeatureSet
-from emoscribe.training.heads import EmotionHeads, HeadConfig
+from emoscribe.training.heads import EmotionHeads, HeadConfig, Reference
 from emoscribe.training.objective import contrastive_loss, ser_loss
 from emoscribe.training.records import EMOTIONS, Record
+from emoscribe.training.references import ReferenceSampler, fit_priors
 
 CPU = torch.device("cpu")
 
@@ -59,6 +60,20 @@ class TrainConfig:
     encoder_learning_rate: float = 5e-5
     head_learning_rate_scale: float = 0.1
     """Heads' learning rate in the fine-tuning stage, relative to ``learning_rate``: they have converged."""
+    speaker_normalisation: bool = False
+    """Standardise each clip's statistics by its speaker's earlier utterances (``emoscribe.training.references``);
+    the daemon keeps those per stream."""
+    max_reference: int = 20
+    """Most earlier utterances a reference holds: training draws 0 to this many, and the daemon's running
+    moments forget at this horizon."""
+    prior_clips: float = 2.0
+    """Weight of the population priors in a reference, in utterances."""
+
+    def __post_init__(self) -> None:
+        if self.speaker_normalisation and self.tunes_encoder_top:
+            raise ValueError("speaker_normalisation does not combine with tuning the encoder's top yet")
+        if self.max_reference < 1 or self.prior_clips <= 0:
+            raise ValueError("max_reference must be at least 1 and prior_clips positive")
 
     @property
     def tunes_encoder_top(self) -> bool:
@@ -103,8 +118,15 @@ def train_heads(
             d_joint=config.d_joint,
             d_hidden=config.d_hidden,
             dropout=config.dropout,
+            speaker_normalisation=config.speaker_normalisation,
         )
-    ).to(device)
+    )
+    sampler = None
+    if heads.audio.reference is not None:
+        trained_on = ["clean", *(v for v in features.stats if v.startswith("augment-"))]
+        fit_priors(heads.audio.reference, features, records, train, trained_on, config.prior_clips)
+        sampler = ReferenceSampler(records, train)
+    heads.to(device)
     optimiser = torch.optim.AdamW(heads.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = max(1, config.epochs * math.ceil(len(train) / config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=steps)
@@ -123,9 +145,15 @@ def train_heads(
             audio = torch.from_numpy(
                 np.stack([features.stats[v][r] for v, r in zip(variants, rows, strict=True)]).astype(np.float32)
             ).to(device)
+            reference = None
+            if sampler is not None:
+                counts = rng.integers(0, config.max_reference + 1, len(rows))
+                reference = tuple(t.to(device) for t in sampler.draw(features, rows, variants, counts, rng))
             columns, positives = training_pairs(bank, records, rows, config, rng)
             with mixed_precision(device, config.mixed_precision):
-                loss, clap, ser = batch_loss(heads, audio, prompts[columns], positives, labels[rows], config)
+                loss, clap, ser = batch_loss(
+                    heads, audio, prompts[columns], positives, labels[rows], config, reference
+                )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -147,9 +175,10 @@ def batch_loss(
     positives: torch.Tensor,
     labels: torch.Tensor,
     config: TrainConfig,
+    reference: Reference | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The training objective of one batch: weighted sum, contrastive part and SER part."""
-    audio_joint, logits = heads.audio(audio)
+    audio_joint, logits = heads.audio(audio, reference)
     similarity = heads.similarity(audio_joint, heads.text(prompts))
     clap = contrastive_loss(similarity, positives.to(similarity.device))
     ser = ser_loss(logits, labels, config.label_smoothing)

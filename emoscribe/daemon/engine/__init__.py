@@ -11,10 +11,12 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class EngineOutput:
-    """Per utterance, in input order: L2-normalised embeddings ``(n, d)`` and SER logits ``(n, classes)``."""
+    """Per utterance, in input order: L2-normalised embeddings ``(n, d)`` and SER logits ``(n, classes)`` of the
+    clip alone, and for a bundle that normalises by speaker the layer statistics ``(n, n_layers, 2d)``."""
 
     embeddings: np.ndarray
     logits: np.ndarray
+    layer_stats: np.ndarray | None = None
 
 
 class Engine(Protocol):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from emoscribe.bundle import Bundle
+from emoscribe.bundle import STATS_OUTPUT, Bundle
 from emoscribe.daemon.engine import EngineOutput
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class OnnxEngine:
         name = _variant_file(bundle, variant, on_gpu)
         self.session = probe if name == "audio.onnx" else open_session(str(bundle.file(name)), device, threads)
         self.providers = self.session.get_providers()
+        self.outputs = [output.name for output in self.session.get_outputs()]
         self.on_gpu = on_gpu
         self.variant = name
         self._text = None
@@ -84,13 +85,14 @@ class OnnxEngine:
             binding = self.session.io_binding()
             binding.bind_cpu_input("waveform", waveform)
             binding.bind_cpu_input("lengths", lengths)
-            for name in ("embedding", "logits"):
+            for name in self.outputs:
                 binding.bind_output(name, "cpu")
             self.session.run_with_iobinding(binding)
-            embeddings, logits = binding.copy_outputs_to_cpu()
+            values = binding.copy_outputs_to_cpu()
         else:
-            embeddings, logits = self.session.run(None, {"waveform": waveform, "lengths": lengths})
-        return EngineOutput(embeddings=embeddings, logits=logits)
+            values = self.session.run(None, {"waveform": waveform, "lengths": lengths})
+        named = dict(zip(self.outputs, values, strict=True))
+        return EngineOutput(named["embedding"], named["logits"], named.get(STATS_OUTPUT))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed run-time queries with the bundle's text tower; tokenised like training (``tokenizers``)."""

@@ -1,0 +1,149 @@
+"""Scoring a built bundle on any labelled corpus the way the daemon runs it: ONNX Runtime, and each speaker's clips
+heard as one stream, in a seeded random order, so a speaker-normalising bundle knows 0, 1, 2, ... earlier
+utterances as it would on a call. Every figure comes clean and through 8 kHz G.711 mu-law.
+
+This is the check for corpora nobody trained on (a folder with a ``manifest.csv``): it needs the bundle and the
+daemon's dependencies, not torch or a training cache.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from emoscribe.audio import load_audio
+from emoscribe.bundle import Bundle
+from emoscribe.daemon.engine.onnx_local import OnnxEngine
+from emoscribe.daemon.speaker_reference import SpeakerNormaliser
+from emoscribe.datasets import Utterance
+from emoscribe.telephony import telephone
+from emoscribe.training.metrics import classification_metrics, confusion
+
+CHANNELS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "clean": lambda x: x,
+    "ulaw": lambda x: telephone(x, codec="ulaw"),
+}
+BATCH = 16
+MAX_SAMPLES = 30 * 16_000
+"""Whisper's context; longer clips are cut, as in training."""
+REFERENCE_BUCKETS = ((0, 0), (1, 2), (3, 9), (10, 10**9))
+"""Earlier utterances of the speaker, grouped for the by-reference accuracy."""
+
+
+def score_bundle(
+    bundle: Bundle, utterances: Sequence[Utterance], channel: str, device: str = "cpu", seed: int = 0
+) -> dict:
+    """SER figures of ``utterances`` through ``channel``: each clip alone, and (for a bundle that normalises by
+    speaker) heard as part of its speaker's stream; clips of emotions the bundle lacks are skipped and counted."""
+    labels = bundle.labels
+    kept = [u for u in utterances if u.emotion in labels]
+    skipped = Counter(u.emotion for u in utterances if u.emotion not in labels)
+    if not kept:
+        raise ValueError(f"no clip has an emotion the bundle knows ({', '.join(labels)})")
+    engine = OnnxEngine(bundle, device)
+    normaliser = SpeakerNormaliser(bundle) if bundle.speaker_horizon is not None else None
+    rng = np.random.default_rng(seed)
+    truth, alone, stream, references = [], [], [], []
+    for speaker, clips in _by_speaker(kept).items():
+        order = [clips[i] for i in rng.permutation(len(clips))]
+        for start in range(0, len(order), BATCH):
+            chunk = order[start : start + BATCH]
+            audio = [CHANNELS[channel](load_audio(u.path)[0][:MAX_SAMPLES].astype(np.float32)) for u in chunk]
+            output = engine.infer(audio)
+            truth += [labels.index(u.emotion) for u in chunk]
+            alone += output.logits.argmax(1).tolist()
+            if normaliser is not None:
+                _, logits, counts = normaliser.judge([speaker] * len(chunk), output.layer_stats)
+                stream += logits.argmax(1).tolist()
+                references += counts.tolist()
+        if normaliser is not None:
+            normaliser.forget(speaker)
+    truth_array = np.array(truth)
+    result = {
+        "channel": channel,
+        "clips": len(kept),
+        "speakers": len(_by_speaker(kept)),
+        "skipped": dict(skipped),
+        "clip_alone": _figures(truth_array, np.array(alone), len(labels)),
+    }
+    if normaliser is not None:
+        result["as_stream"] = _figures(truth_array, np.array(stream), len(labels))
+        result["as_stream_by_reference"] = _by_reference(truth_array, np.array(stream), np.array(references))
+    return result
+
+
+def write_bundle_report(results: dict, out: Path) -> Path:
+    """``results.json``, ``report.md`` and, where matplotlib is installed, a confusion plot per channel."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    lines = [f"# Bundle evaluation: {results['bundle']}", "", f"Command: `{results['command']}`  "]
+    lines += [f"Machine: {results['machine']}", "", f"Clips: {results['selection']}", ""]
+    lines += ["| channel | clips | speakers | judged | accuracy | UAR | macro-F1 |", "| --- " * 7 + "|"]
+    for channel in results["channels"]:
+        for how in ("clip_alone", "as_stream"):
+            if how in channel:
+                m = channel[how]["ser"]
+                cells = [channel["channel"], channel["clips"], channel["speakers"], how.replace("_", " ")]
+                cells += [f"{100 * m[k]:.1f} %" for k in ("accuracy", "uar", "macro_f1")]
+                lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    streams = [c for c in results["channels"] if "as_stream_by_reference" in c]
+    if streams:
+        lines += ["", "As a stream, by earlier utterances of the speaker:", ""]
+        lines += ["| channel | " + " | ".join(streams[0]["as_stream_by_reference"]) + " |"]
+        lines += ["| --- " * (len(streams[0]["as_stream_by_reference"]) + 1) + "|"]
+        for channel in streams:
+            cells = [
+                f"{100 * v['accuracy']:.1f} % ({v['n']})" if v["n"] else "-"
+                for v in channel["as_stream_by_reference"].values()
+            ]
+            lines.append(f"| {channel['channel']} | " + " | ".join(cells) + " |")
+    skipped = results["channels"][0]["skipped"]
+    if skipped:
+        lines += ["", f"Skipped (emotions the bundle lacks): {skipped}"]
+    lines += ["", *_plots(results, out)]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _plots(results: dict, out: Path) -> list[str]:
+    try:
+        from emoscribe.plots import plot_confusion
+    except ImportError:
+        return ["(confusion plots need matplotlib: pip install 'emoscribe[train]')"]
+    lines = []
+    for channel in results["channels"]:
+        how = "as_stream" if "as_stream" in channel else "clip_alone"
+        plot = out / f"confusion-{channel['channel']}.png"
+        matrix = np.array(channel[how]["confusion"])
+        plot_confusion(matrix, results["labels"], f"{channel['channel']}, {how.replace('_', ' ')}", plot)
+        lines += [f"![confusion {channel['channel']}]({plot.name})", ""]
+    return lines
+
+
+def _by_speaker(utterances: Sequence[Utterance]) -> dict[str, list[Utterance]]:
+    groups: dict[str, list[Utterance]] = defaultdict(list)
+    for utterance in utterances:
+        groups[utterance.speaker].append(utterance)
+    return dict(sorted(groups.items()))
+
+
+def _figures(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> dict:
+    return {
+        "ser": classification_metrics(truth, predicted, n_classes),
+        "confusion": confusion(truth, predicted, n_classes).tolist(),
+    }
+
+
+def _by_reference(truth: np.ndarray, predicted: np.ndarray, references: np.ndarray) -> dict[str, dict]:
+    out = {}
+    for low, high in REFERENCE_BUCKETS:
+        name = str(low) if low == high else (f"{low}+" if high > 10**6 else f"{low}-{high}")
+        rows = (references >= low) & (references <= high)
+        accuracy = float((truth[rows] == predicted[rows]).mean()) if rows.any() else None
+        out[name] = {"accuracy": accuracy, "n": int(rows.sum())}
+    return out
