@@ -3,9 +3,9 @@
 Usage: python benchmarks/daemon_soak.py [--bundle tiny.en] [--utterances 6000] [--streams 8]
 
 Long-running speech services are known to creep until they run out of memory; this runs the real pipeline
-(segmenter, rolling and final cues, engine, describer, publisher, per-stream state and baselines) in one
-process, opening and closing streams as calls come and go, and fits a line to resident memory over the second
-half of the run (the first half includes warm-up and allocator growth).
+(segmenter, rolling and final cues, engine, speaker moments, describer, publisher, per-stream state and
+baselines) in one process, opening and closing streams as calls come and go, and fits a line to resident memory
+over the second half of the run (the first half includes warm-up and allocator growth).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,6 @@ from machine import describe_machine
 
 from emoscribe.audio import load_audio
 from emoscribe.bundle import resolve_bundle
-from emoscribe.cues import extract_cues
-from emoscribe.cues.baseline import SpeakerBaselines
 from emoscribe.daemon.app import segmenter_factory
 from emoscribe.daemon.config import DaemonConfig, MetricsSettings, PublishSettings
 from emoscribe.daemon.describe import Describer
@@ -32,6 +29,7 @@ from emoscribe.daemon.frontend import InProcess
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.service import Service
+from emoscribe.daemon.speaker_reference import SpeakerNormaliser
 from emoscribe.demo import demo_clips
 
 RATE = 16_000
@@ -78,20 +76,6 @@ class CallSource:
             self.on_call_end(len(names))
 
 
-def baseline_kb(clips: list[np.ndarray], speakers: int) -> float:
-    """Memory of one speaker's baseline, traced over ``speakers`` baselines each fed three utterances' cues:
-    what the bounded baseline table adds per new call until it is full."""
-    cues = [extract_cues(clip) for clip in clips[:3]]
-    table = SpeakerBaselines(max_speakers=speakers)
-    tracemalloc.start()
-    for n in range(speakers):
-        for utterance in cues:
-            table.update(f"call-{n:06d}", utterance)
-    size, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return size / speakers / 1e3
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default="tiny.en")
@@ -107,7 +91,8 @@ def main() -> None:
     engine = OnnxEngine(bundle, "cpu")
     publisher = Publisher(config.publish.endpoint)
     describer = Describer(bundle)
-    service = Service(config, engine, describer, publisher, Metrics())
+    normaliser = SpeakerNormaliser(bundle) if bundle.speaker_horizon is not None else None
+    service = Service(config, engine, describer, publisher, Metrics(), normaliser)
     clips = [load_audio(p)[0].astype(np.float32) for p in demo_clips()]
     samples: list[tuple[int, float]] = []
     done = 0
@@ -132,14 +117,8 @@ def main() -> None:
     print(f"time: {took:.0f} s")
     print(f"RSS MB: start {rss[0]:.1f}, half-way {rss[half][0]:.1f}, end {rss[-1]:.1f}, peak {rss.max():.1f}")
     print(f"RSS slope over the second half: {slope:+.2f} MB per 1000 utterances")
-    print(f"open streams at the end: {len(service.streams)}; baselines held: {len(service.baselines)}")
-    bound = service.baselines.max_speakers
-    kb = baseline_kb(clips, bound)
-    print(
-        f"one speaker baseline: {kb:.2f} kB (tracemalloc over {bound} of them), i.e. "
-        f"{kb * 1000 / 3 / 1e3:.2f} MB per 1000 utterances of 3-utterance calls until the table holds its "
-        f"{bound} speakers ({kb * bound / 1e3:.0f} MB)"
-    )
+    held = "no speaker normalisation" if normaliser is None else f"speaker moments held: {len(normaliser)}"
+    print(f"open streams at the end: {len(service.streams)}; baselines held: {len(service.baselines)}; {held}")
 
 
 if __name__ == "__main__":

@@ -84,8 +84,9 @@ def _loss(heads, features, bank, records) -> float:
 def test_a_few_steps_lower_the_contrastive_loss(demo_training_set, tmp_path) -> None:
     features, bank, records = demo_training_set
     rows = list(range(len(records)))
-    untrained = train_heads(features, bank, records, rows, TrainConfig(epochs=0, batch_size=6))
     config = TrainConfig(epochs=30, batch_size=6, telephone_probability=0.0, dropout=0.0)
+    config = replace(config, speaker_normalisation=False)
+    untrained = train_heads(features, bank, records, rows, replace(config, epochs=0))
     trained = train_heads(features, bank, records, rows, config, run_dir=tmp_path / "run")
     before, after = _loss(untrained, features, bank, records), _loss(trained, features, bank, records)
     assert after < 0.7 * before, (before, after)
@@ -110,7 +111,8 @@ def test_fine_tuning_starts_from_the_frozen_statistics_and_lowers_the_loss(demo_
         untouched = top(*frames.batch(["clean"] * len(rows), rows)).numpy()
     np.testing.assert_allclose(untouched, features.stats["clean"][:, -1:], rtol=0.02, atol=0.02)
 
-    config = TrainConfig(epochs=5, batch_size=6, telephone_probability=0.0, dropout=0.0, unfreeze_layers=1)
+    config = TrainConfig(epochs=5, batch_size=6, telephone_probability=0.0, dropout=0.0)
+    config = replace(config, unfreeze_layers=1, speaker_normalisation=False)
     heads = train_heads(features, bank, records, rows, config)
     before = _loss(heads, tuned_features(features, frames, top, rows, ["clean"]), bank, records)
     tuned = replace(config, unfreeze_epochs=30, encoder_learning_rate=1e-3, head_learning_rate_scale=1.0)
@@ -178,3 +180,36 @@ def test_speaker_normalised_heads_train_and_use_what_they_know(demo_training_set
         assert not torch.allclose(trained.audio(stats)[1], trained.audio(stats, known)[1])
     with pytest.raises(ValueError, match="does not combine"):
         TrainConfig(speaker_normalisation=True, unfreeze_layers=1)
+
+
+def test_report_of_a_speaker_normalised_run_tabulates_the_reference_curve(tmp_path) -> None:
+    from emoscribe.training.report import write_report
+
+    def ser(accuracy: float) -> dict:
+        return {"accuracy": accuracy, "uar": accuracy, "macro_f1": accuracy, "n": 240}
+
+    def variant(accuracy: float) -> dict:
+        curve = {"0 clips": ser(accuracy - 0.1), "10 clips": ser(accuracy)}
+        confusion = np.eye(len(EMOTIONS), dtype=int).tolist()
+        return {"ser": ser(accuracy), "zero_shot_ser": ser(0.5), "retrieval": {}, "confusion": confusion} | {
+            "ser_by_reference": curve
+        }
+
+    folds = [{"clean": variant(a), "ulaw": variant(a - 0.02)} for a in (0.7, 0.8)]
+    results = {
+        "encoder": "tiny.en",
+        "command": "emoscribe train",
+        "machine": "test",
+        "config": {"speaker_normalisation": True},
+        "fixed_split": {"ravdess-17-20": {"clean": variant(0.75), "ulaw": variant(0.73)}},
+        "linear_probe_floor": {"clean": ser(0.6), "ulaw": ser(0.5)},
+        "cross_validation": {"per_fold": folds, "summary": {}},
+    }
+    results["cross_validation"]["summary"] = {
+        f"{v}/{m}": {"mean": 0.75, "sd": 0.07} for v in ("clean", "ulaw") for m in ("accuracy", "uar", "macro_f1")
+    }
+    report = write_report(results, tmp_path).read_text()
+    assert "(frozen, speaker-normalised)" in report
+    assert "| 10 clips | 75.0 % | 73.0 % | 75.0 % ± 7.1 % | 73.0 % ± 7.1 % |" in report
+    assert "| 0 clips | 65.0 % | 63.0 % | 65.0 % ± 7.1 % | 63.0 % ± 7.1 % |" in report
+    assert (tmp_path / "confusion-ravdess-17-20.png").stat().st_size > 0

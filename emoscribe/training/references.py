@@ -38,10 +38,12 @@ class ReferenceSampler:
         variants: Sequence[str],
         counts: Sequence[int],
         rng: np.random.Generator,
-        one_emotion: bool = False,
+        one_emotion: bool | Sequence[bool] = False,
     ) -> Reference:
         """References for ``rows``: ``counts[i]`` other clips of row i's speaker from variant ``variants[i]``
-        (fewer where the speaker has fewer), with ``one_emotion`` all of one emotion drawn at random."""
+        (fewer where the speaker has fewer); where ``one_emotion`` (for all rows, or per row), all of one emotion
+        drawn at random."""
+        alike = [one_emotion] * len(rows) if isinstance(one_emotion, bool) else list(one_emotion)
         width = features.stats["clean"].shape[1:]
         means = np.zeros((len(rows), *width), dtype=np.float32)
         variances = np.zeros_like(means)
@@ -49,7 +51,7 @@ class ReferenceSampler:
         for i, (row, variant, count) in enumerate(zip(rows, variants, counts, strict=True)):
             others = self._groups[self._speaker[int(row)]]
             others = others[others != row]
-            if one_emotion and others.size:
+            if alike[i] and others.size:
                 labels = np.array([self._label[o] for o in others])
                 others = others[labels == rng.choice(labels)]
             count = min(int(count), others.size)

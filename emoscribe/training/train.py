@@ -60,18 +60,23 @@ class TrainConfig:
     encoder_learning_rate: float = 5e-5
     head_learning_rate_scale: float = 0.1
     """Heads' learning rate in the fine-tuning stage, relative to ``learning_rate``: they have converged."""
-    speaker_normalisation: bool = False
+    speaker_normalisation: bool = True
     """Standardise each clip's statistics by its speaker's earlier utterances (``emoscribe.training.references``);
-    the daemon keeps those per stream."""
+    the daemon keeps those per stream. Off for tuning the encoder's top, which it does not combine with."""
     max_reference: int = 20
     """Most earlier utterances a reference holds: training draws 0 to this many, and the daemon's running
     moments forget at this horizon."""
-    prior_clips: float = 2.0
+    prior_clips: float = 8.0
     """Weight of the population priors in a reference, in utterances."""
+    one_emotion_references: float = 0.3
+    """Share of training references drawn from one emotion only, as a call's earlier utterances often are."""
 
     def __post_init__(self) -> None:
         if self.speaker_normalisation and self.tunes_encoder_top:
-            raise ValueError("speaker_normalisation does not combine with tuning the encoder's top yet")
+            raise ValueError(
+                "speaker_normalisation does not combine with tuning the encoder's top (unfreeze_layers, "
+                "attention_pooling) yet: set speaker_normalisation = false to tune it"
+            )
         if self.max_reference < 1 or self.prior_clips <= 0:
             raise ValueError("max_reference must be at least 1 and prior_clips positive")
 
@@ -148,7 +153,9 @@ def train_heads(
             reference = None
             if sampler is not None:
                 counts = rng.integers(0, config.max_reference + 1, len(rows))
-                reference = tuple(t.to(device) for t in sampler.draw(features, rows, variants, counts, rng))
+                alike = rng.random(len(rows)) < config.one_emotion_references
+                drawn = sampler.draw(features, rows, variants, counts, rng, alike)
+                reference = tuple(t.to(device) for t in drawn)
             columns, positives = training_pairs(bank, records, rows, config, rng)
             with mixed_precision(device, config.mixed_precision):
                 loss, clap, ser = batch_loss(
