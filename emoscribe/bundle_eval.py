@@ -17,11 +17,12 @@ import numpy as np
 
 from emoscribe.audio import load_audio
 from emoscribe.bundle import Bundle
+from emoscribe.daemon.describe import softmax
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
 from emoscribe.daemon.speaker_reference import SpeakerNormaliser
 from emoscribe.datasets import Utterance
 from emoscribe.telephony import telephone
-from emoscribe.training.metrics import classification_metrics, confusion
+from emoscribe.training.metrics import calibration, classification_metrics, confusion
 
 CHANNELS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "clean": lambda x: x,
@@ -47,7 +48,7 @@ def score_bundle(
     engine = OnnxEngine(bundle, device)
     normaliser = SpeakerNormaliser(bundle) if bundle.speaker_horizon is not None else None
     rng = np.random.default_rng(seed)
-    truth, alone, stream, references = [], [], [], []
+    truth, alone, stream, references = [], [], [], []  # alone and stream: posteriors per clip
     for speaker, clips in _by_speaker(kept).items():
         order = [clips[i] for i in rng.permutation(len(clips))]
         for start in range(0, len(order), BATCH):
@@ -55,10 +56,10 @@ def score_bundle(
             audio = [CHANNELS[channel](load_audio(u.path)[0][:MAX_SAMPLES].astype(np.float32)) for u in chunk]
             output = engine.infer(audio)
             truth += [labels.index(u.emotion) for u in chunk]
-            alone += output.logits.argmax(1).tolist()
+            alone += list(softmax(output.logits))
             if normaliser is not None:
                 _, logits, counts = normaliser.judge([speaker] * len(chunk), output.layer_stats)
-                stream += logits.argmax(1).tolist()
+                stream += list(softmax(logits))
                 references += counts.tolist()
         if normaliser is not None:
             normaliser.forget(speaker)
@@ -72,7 +73,8 @@ def score_bundle(
     }
     if normaliser is not None:
         result["as_stream"] = _figures(truth_array, np.array(stream), len(labels))
-        result["as_stream_by_reference"] = _by_reference(truth_array, np.array(stream), np.array(references))
+        predicted = np.array(stream).argmax(1)
+        result["as_stream_by_reference"] = _by_reference(truth_array, predicted, np.array(references))
     return result
 
 
@@ -82,13 +84,16 @@ def write_bundle_report(results: dict, out: Path) -> Path:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [f"# Bundle evaluation: {results['bundle']}", "", f"Command: `{results['command']}`  "]
     lines += [f"Machine: {results['machine']}", "", f"Clips: {results['selection']}", ""]
-    lines += ["| channel | clips | speakers | judged | accuracy | UAR | macro-F1 |", "| --- " * 7 + "|"]
+    lines += ["| channel | clips | speakers | judged | accuracy | UAR | macro-F1 | ECE | mean confidence |"]
+    lines += ["| --- " * 9 + "|"]
     for channel in results["channels"]:
         for how in ("clip_alone", "as_stream"):
             if how in channel:
                 m = channel[how]["ser"]
                 cells = [channel["channel"], channel["clips"], channel["speakers"], how.replace("_", " ")]
                 cells += [f"{100 * m[k]:.1f} %" for k in ("accuracy", "uar", "macro_f1")]
+                calibrated = channel[how]["calibration"]
+                cells += [f"{calibrated['ece']:.3f}", f"{100 * calibrated['mean_confidence']:.1f} %"]
                 lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     streams = [c for c in results["channels"] if "as_stream_by_reference" in c]
     if streams:
@@ -132,9 +137,11 @@ def _by_speaker(utterances: Sequence[Utterance]) -> dict[str, list[Utterance]]:
     return dict(sorted(groups.items()))
 
 
-def _figures(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> dict:
+def _figures(truth: np.ndarray, posteriors: np.ndarray, n_classes: int) -> dict:
+    predicted = posteriors.argmax(1)
     return {
         "ser": classification_metrics(truth, predicted, n_classes),
+        "calibration": calibration(truth, posteriors),
         "confusion": confusion(truth, predicted, n_classes).tolist(),
     }
 

@@ -213,3 +213,14 @@ def test_report_of_a_speaker_normalised_run_tabulates_the_reference_curve(tmp_pa
     assert "| 10 clips | 75.0 % | 73.0 % | 75.0 % ± 7.1 % | 73.0 % ± 7.1 % |" in report
     assert "| 0 clips | 65.0 % | 63.0 % | 65.0 % ± 7.1 % | 63.0 % ± 7.1 % |" in report
     assert (tmp_path / "confusion-ravdess-17-20.png").stat().st_size > 0
+
+
+def test_expected_calibration_error_by_hand() -> None:
+    from emoscribe.training.metrics import calibration
+
+    posteriors = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.4, 0.6]])
+    labels = np.array([0, 1, 0, 1])
+    figures = calibration(labels, posteriors, bins=10)
+    # bin 0.9: confidence 0.9, accuracy 0.5 (half the clips); bin 0.6: confidence 0.6, accuracy 1.0 (half)
+    assert figures["ece"] == pytest.approx(0.5 * 0.4 + 0.5 * 0.4)
+    assert figures["mean_confidence"] == pytest.approx(0.75) and figures["accuracy"] == pytest.approx(0.75)

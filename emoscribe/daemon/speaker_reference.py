@@ -54,6 +54,7 @@ class SpeakerNormaliser:
         self.session = open_session(str(bundle.file(SPEAKER_MODEL)), "cpu", 1)
         self._moments: OrderedDict[str, RunningMoments] = OrderedDict()
         self._lock = threading.Lock()
+        self._warm_up()
 
     def __len__(self) -> int:
         return len(self._moments)
@@ -81,6 +82,12 @@ class SpeakerNormaliser:
     def forget(self, speaker: str) -> None:
         with self._lock:
             self._moments.pop(speaker, None)
+
+    def _warm_up(self) -> None:
+        """One run before the first utterance, so it pays no session start-up; no speaker is touched."""
+        shape = self.session.get_inputs()[0].shape[1:]
+        if all(isinstance(d, int) for d in shape):
+            self.judge([None], np.zeros((1, *shape), dtype=np.float32))
 
     def _moments_of(self, speaker: str, shape: tuple[int, ...]) -> RunningMoments:
         moments = self._moments.get(speaker)

@@ -143,6 +143,6 @@ def eval_command(
             print(
                 f"{channel['channel']:<6} {how:<11} accuracy {100 * ser['accuracy']:5.1f} %  "
                 f"UAR {100 * ser['uar']:5.1f} %  macro-F1 {100 * ser['macro_f1']:5.1f} %  "
-                f"({channel['clips']} clips)"
+                f"ECE {figures['calibration']['ece']:.3f}  ({channel['clips']} clips)"
             )
     print(f"report: {write_bundle_report(results, out or Path('runs/eval') / model.manifest['name'])}")

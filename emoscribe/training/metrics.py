@@ -1,4 +1,5 @@
-"""Evaluation metrics in plain numpy: classification (accuracy, UAR, macro-F1) and retrieval (precision@k)."""
+"""Evaluation metrics in plain numpy: classification (accuracy, UAR, macro-F1), calibration (expected calibration
+error) and retrieval (precision@k)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,21 @@ def classification_metrics(labels: np.ndarray, predicted: np.ndarray, n_classes:
         "macro_f1": float(f1.mean()),
         "n": int(matrix.sum()),
     }
+
+
+def calibration(labels: np.ndarray, posteriors: np.ndarray, bins: int = 15) -> dict[str, float]:
+    """Expected calibration error (Guo et al., 2017: top-class confidence in ``bins`` equal-width bins, the
+    gap to accuracy weighted by each bin's share), with mean confidence and accuracy: whether the
+    ``confidence`` a subscriber reads means what it says."""
+    confidence = posteriors.max(axis=1)
+    correct = posteriors.argmax(axis=1) == labels
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = sum(
+        abs(confidence[which == b].mean() - correct[which == b].mean()) * (which == b).mean()
+        for b in range(bins)
+        if (which == b).any()
+    )
+    return {"ece": float(gap), "mean_confidence": float(confidence.mean()), "accuracy": float(correct.mean())}
 
 
 def precision_at_k(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
