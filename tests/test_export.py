@@ -38,11 +38,13 @@ def built(tmp_path_factory) -> tuple[Path, EmotionHeads]:
     with torch.no_grad():
         heads.audio.reference.prior_mean.normal_(0.0, 0.5)
         heads.audio.reference.prior_var.uniform_(0.5, 2.0)
+        heads.audio.temperature.fill_(2.0)
     save_file(heads.state_dict(), parts / "heads.safetensors")
     spec = {
         "audio_encoder": encoder_pin("tiny.en"),
         "heads": heads.config.to_dict(),
         "speaker_normalisation": {"horizon": 20},
+        "ser_temperature": 2.0,
     }
     (parts / "parts.json").write_text(json.dumps(spec))
     return build(parts, tmp_path_factory.mktemp("out") / "bundle"), heads
@@ -65,6 +67,7 @@ def test_bundle_is_complete_and_verified(built) -> None:
     assert set(parity) == {"audio.onnx", "speaker.onnx", "text.onnx"}
     assert max(parity.values()) <= PARITY_TOLERANCE
     assert bundle.speaker_horizon == 20
+    assert bundle.manifest["provenance"]["ser_temperature"] == 2.0, "the logits are divided by it (parity below)"
     assert bundle.labels == list(EMOTIONS)
     bank = np.load(bundle.file("prompts.npz"))
     assert np.allclose(np.linalg.norm(bank["embeddings"], axis=1), 1.0, atol=1e-4)

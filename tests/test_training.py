@@ -224,3 +224,15 @@ def test_expected_calibration_error_by_hand() -> None:
     # bin 0.9: confidence 0.9, accuracy 0.5 (half the clips); bin 0.6: confidence 0.6, accuracy 1.0 (half)
     assert figures["ece"] == pytest.approx(0.5 * 0.4 + 0.5 * 0.4)
     assert figures["mean_confidence"] == pytest.approx(0.75) and figures["accuracy"] == pytest.approx(0.75)
+
+
+def test_temperature_recovers_the_scale_that_calibrates_the_logits() -> None:
+    from emoscribe.training.metrics import fit_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 2.0, size=(4000, 8))
+    posteriors = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(8, p=p) for p in posteriors])
+    assert fit_temperature(logits, labels) == pytest.approx(1.0, abs=0.1), "calibrated logits keep T = 1"
+    assert fit_temperature(3.0 * logits, labels) == pytest.approx(3.0, rel=0.1), "overconfident: T > 1"
+    assert fit_temperature(0.5 * logits, labels) == pytest.approx(0.5, rel=0.1), "underconfident: T < 1"

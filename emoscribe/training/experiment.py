@@ -18,11 +18,11 @@ from emoscribe.corpus import VALIDATION_SPEAKERS
 from emoscribe.cues.binning import QuantileBinner
 from emoscribe.datasets import Utterance, from_manifest, speaker_folds
 from emoscribe.training.ct2 import find_packaged_whisper
-from emoscribe.training.evaluate import evaluate, reference_curve
+from emoscribe.training.evaluate import audio_outputs, evaluate, held_out_reference, reference_curve
 from emoscribe.training.features import FeatureSet, cached_features
 from emoscribe.training.frames import FrameSet, cached_frames
 from emoscribe.training.heads import EmotionHeads
-from emoscribe.training.metrics import classification_metrics
+from emoscribe.training.metrics import classification_metrics, fit_temperature
 from emoscribe.training.records import EMOTIONS, Record, build_records, cached_cues
 from emoscribe.training.text import embed_texts, load_text_encoder
 from emoscribe.training.train import CPU, TextBank, TrainConfig, train_heads
@@ -30,6 +30,9 @@ from emoscribe.training.tuning import EncoderTop, fine_tune, tuned_features
 from emoscribe.training.whisper import LogMel, WhisperAudioEncoder, load_ct2_encoder
 
 EVALUATION_VARIANTS = ("clean", "ulaw")
+
+CALIBRATION_REFERENCES = (0, 3, 10, 20)
+"""Reference sizes the calibration pools, so the temperature fits a call's first utterances and its later ones."""
 
 SERVING_REFERENCE = 10
 """Other clips of the speaker a speaker-normalised model knows in the headline figures: the daemon's position
@@ -85,18 +88,18 @@ def train_model(
     return heads, top
 
 
-def _fit_and_score(corpus: Corpus, train: Sequence[int], tests: dict[str, list[int]], config: TrainConfig) -> dict:
-    return _score(*train_model(corpus, train, config), corpus, tests)
+def _features(corpus: Corpus, top: EncoderTop | None, rows: Sequence[int]) -> FeatureSet:
+    """The statistics ``rows`` have under the trained model: the cached ones, or with a tuned top recomputed."""
+    if top is None:
+        return corpus.features
+    return tuned_features(corpus.features, corpus.frames[top.input_layer], top, rows, EVALUATION_VARIANTS)
 
 
 def _score(heads: EmotionHeads, top: EncoderTop | None, corpus: Corpus, tests: dict[str, list[int]]) -> dict:
     """Every figure of every test set, clean and through the telephone channel."""
     out: dict[str, dict] = {}
     for name, rows in tests.items():
-        features = corpus.features
-        if top is not None:
-            frames = corpus.frames[top.input_layer]
-            features = tuned_features(features, frames, top, rows, EVALUATION_VARIANTS)
+        features = _features(corpus, top, rows)
         out[name] = {}
         for variant in EVALUATION_VARIANTS:
             report = evaluate(heads, features, corpus.bank, corpus.records, rows, variant, SERVING_REFERENCE)
@@ -120,20 +123,33 @@ def fixed_split(
 
 
 def cross_validation(corpus: Corpus, config: TrainConfig) -> dict:
-    """Five speaker folds over RAVDESS actors 01-20: per-fold figures and their mean and sd."""
+    """Five speaker folds over RAVDESS actors 01-20: per-fold figures and their mean and sd, and the SER
+    temperature that calibrates the out-of-fold posteriors of actors 01-16 (17-20 stay out of it, since they
+    are the fixed split's test speakers)."""
     folds = speaker_folds(corpus.utterances, n_folds=5, corpus="ravdess")
-    results = []
+    results, logits, labels = [], [], []
     for fold in folds:
         held = set(fold)
         train = corpus.rows(lambda u, held=held: u.speaker not in held and u.speaker != "tess-YAF")
         test = corpus.rows(lambda u, held=held: u.speaker in held)
-        results.append(_fit_and_score(corpus, train, {"fold": test}, config)["fold"])
+        heads, top = train_model(corpus, train, config)
+        results.append(_score(heads, top, corpus, {"fold": test})["fold"])
+        calibrate = np.array([r for r in test if corpus.utterances[r].speaker not in VALIDATION_SPEAKERS])
+        if calibrate.size:
+            features = _features(corpus, top, calibrate)
+            for variant in EVALUATION_VARIANTS:
+                for clips in CALIBRATION_REFERENCES:
+                    reference = held_out_reference(heads, features, corpus.records, calibrate, variant, clips)
+                    logits.append(audio_outputs(heads, features.stats[variant][calibrate], reference)[1])
+                    labels.append(np.array([corpus.records[r].label for r in calibrate]))
     summary = {}
     for variant in EVALUATION_VARIANTS:
         for metric in ("accuracy", "uar", "macro_f1"):
             values = np.array([r[variant]["ser"][metric] for r in results])
             summary[f"{variant}/{metric}"] = {"mean": float(values.mean()), "sd": float(values.std(ddof=1))}
-    return {"folds": [sorted(f) for f in folds], "per_fold": results, "summary": summary}
+    temperature = fit_temperature(np.concatenate(logits), np.concatenate(labels))
+    folds_out = [sorted(f) for f in folds]
+    return {"folds": folds_out, "per_fold": results, "summary": summary, "temperature": temperature}
 
 
 def leave_one_corpus_out(corpus: Corpus, config: TrainConfig) -> dict:
@@ -145,7 +161,7 @@ def leave_one_corpus_out(corpus: Corpus, config: TrainConfig) -> dict:
     for source, target in (("ravdess", "tess"), ("tess", "ravdess")):
         train = corpus.rows(lambda u, s=source: u.corpus == s and u.emotion in shared)
         test = corpus.rows(lambda u, t=target: u.corpus == t and u.emotion in shared)
-        out[f"{source}->{target}"] = _fit_and_score(corpus, train, {"test": test}, config)["test"]
+        out[f"{source}->{target}"] = _score(*train_model(corpus, train, config), corpus, {"test": test})["test"]
     return out
 
 

@@ -128,6 +128,9 @@ class AudioHead(nn.Module):
         )
         self.classifier = nn.Linear(config.d_hidden, config.n_classes)
         self.projection = nn.Linear(config.d_hidden, config.d_joint)
+        self.register_buffer("temperature", torch.tensor(1.0), persistent=False)
+        """Divides the SER logits, so the posteriors are calibrated; fitted after training, kept in the parts'
+        ``parts.json`` (``ser_temperature``), not in the weights."""
 
     def forward(
         self, layer_stats: torch.Tensor, reference: Reference | None = None
@@ -139,7 +142,7 @@ class AudioHead(nn.Module):
         weights = torch.softmax(self.layer_logits, dim=0)
         pooled = self.norm(torch.einsum("bld,l->bd", layer_stats, weights))
         hidden = self.body(pooled)
-        return F.normalize(self.projection(hidden), dim=-1), self.classifier(hidden)
+        return F.normalize(self.projection(hidden), dim=-1), self.classifier(hidden) / self.temperature
 
 
 class TextHead(nn.Module):

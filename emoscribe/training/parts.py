@@ -56,8 +56,9 @@ def pinned_encoder_files(pin: dict) -> list[Path]:
 def save_parts(
     folder: Path, heads: EmotionHeads, config: TrainConfig, results: dict, top: EncoderTop | None = None
 ) -> Path:
-    """Write ``heads.safetensors``, ``parts.json`` and, for a tuned encoder top, ``encoder_top.safetensors``
-    (the tuned blocks under the encoder's parameter names, and ``pool.*`` for attentive pooling)."""
+    """Write ``heads.safetensors``, ``parts.json`` (with the SER temperature the cross-validation fitted, when it
+    ran) and, for a tuned encoder top, ``encoder_top.safetensors`` (the tuned blocks under the encoder's
+    parameter names, and ``pool.*`` for attentive pooling)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in heads.state_dict().items()}, folder / "heads.safetensors")
     summary = {
@@ -71,6 +72,8 @@ def save_parts(
     }
     if heads.audio.reference is not None:
         parts["speaker_normalisation"] = {"horizon": config.max_reference}
+    if "cross_validation" in results:
+        parts["ser_temperature"] = results["cross_validation"]["temperature"]
     (folder / ENCODER_TOP).unlink(missing_ok=True)
     if top is not None:
         tensors = top.encoder_state()
