@@ -1,11 +1,11 @@
-"""Training variants side by side on the model-selection protocol: fixed split and 5-fold speaker CV.
+r"""Training variants side by side on the model-selection protocol: fixed split and 5-fold speaker CV.
 
 Usage: python benchmarks/train_variants.py [--data DIR] [--cache DIR] SETTINGS...
 
 Each SETTINGS is TOML for ``TrainConfig`` (``emoscribe train --config`` takes the same keys), one variant per
-argument, e.g. ``"unfreeze_layers = 1"`` or ``"attention_pooling = true"``; ``""`` is the default (shipped)
-config. Each variant trains on the fixed split and on every CV fold and prints clean and 8 kHz mu-law accuracy.
-Features come from the cache that ``emoscribe train`` builds (``runs/cache``).
+argument, several keys one per line, e.g. ``$'speaker_normalisation = false\nunfreeze_layers = 1'``; ``""``
+is the default (shipped) config. Each variant trains on the fixed split and on every CV fold and prints clean
+and 8 kHz mu-law accuracy. Features come from the cache that ``emoscribe train`` builds (``runs/cache``).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def main() -> None:
         corpus = load_corpus(args.data, config, args.cache)
         started = time.monotonic()
         row = score(corpus, config)
-        print(f"{settings or 'default':<32} {row}   ({time.monotonic() - started:.0f} s)", flush=True)
+        shown = "; ".join(settings.splitlines()) or "default"
+        print(f"{shown:<32} {row}   ({time.monotonic() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
