@@ -110,3 +110,14 @@ def test_fit_bins_with_too_little_data_says_why(tmp_path: Path, demo_dir: Path) 
     result = runner.invoke(app, ["fit-bins", "--data", str(tmp_path), "--out", str(tmp_path), "--workers", "1"])
     assert result.exit_code == 1
     assert "need at least" in result.stderr
+
+
+def test_the_demo_plays_one_stream_per_speaker() -> None:
+    from emoscribe.corpus import parse_ravdess_name
+    from emoscribe.demo import demo_clips, demo_streams
+
+    streams = demo_streams()
+    assert sorted(streams) == ["demo-actor03", "demo-actor10"]
+    assert sorted(p for paths in streams.values() for p in paths) == demo_clips()
+    for name, paths in streams.items():
+        assert {f"demo-actor{parse_ravdess_name(p.name).actor:02d}" for p in paths} == {name}

@@ -61,7 +61,9 @@ def run_command(
     source: Annotated[
         list[str] | None, typer.Option(help="file:PATH, mic:[DEVICE], stdin:[RATE] or rtp://HOST:PORT (repeat).")
     ] = None,
-    demo: Annotated[bool, typer.Option(help="Play the bundled demo clips and print what is published.")] = False,
+    demo: Annotated[
+        bool, typer.Option(help="Play the bundled demo clips (a stream per speaker) and print what is published.")
+    ] = False,
     realtime: Annotated[bool | None, typer.Option(help="Pace file sources in real time (demo: no).")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes sharing the RTP call legs (default 1).")] = None,
     bundle: Annotated[str | None, typer.Option(help="Bundle directory or default bundle name.")] = None,
@@ -75,7 +77,7 @@ def run_command(
     """Run the streaming daemon: segment speech, describe each utterance, publish over ZeroMQ."""
     from emoscribe.daemon.app import build_service, make_producers, serve
     from emoscribe.daemon.sources.file_source import FileSource
-    from emoscribe.demo import demo_clips
+    from emoscribe.demo import demo_streams
 
     configure_logging(log_level, json_logs)
     try:
@@ -94,7 +96,8 @@ def run_command(
             raise ConfigError("no sources: give --source (file:, mic:, stdin:, rtp://), a config file, or --demo")
         _ensure_default_bundle(settings.engine.bundle)
         service = build_service(settings, echo=_printer() if demo else None)
-        extra = [FileSource(demo_clips(), "demo", realtime=settings.realtime)] if demo else []
+        streams = demo_streams() if demo else {}
+        extra = [FileSource(paths, name, realtime=settings.realtime) for name, paths in streams.items()]
         producers = make_producers(settings, service.describer.binner, extra, json_logs)
     except (ConfigError, BundleError, OSError, RuntimeError, ValueError, subprocess.CalledProcessError) as error:
         print(f"emoscribe run: {error}", file=sys.stderr)
