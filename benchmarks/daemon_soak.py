@@ -29,7 +29,7 @@ from emoscribe.daemon.frontend import InProcess
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.service import Service
-from emoscribe.daemon.speaker_reference import SpeakerNormaliser
+from emoscribe.daemon.speaker_reference import speaker_normaliser
 from emoscribe.demo import demo_clips
 
 RATE = 16_000
@@ -91,7 +91,7 @@ def main() -> None:
     engine = OnnxEngine(bundle, "cpu")
     publisher = Publisher(config.publish.endpoint)
     describer = Describer(bundle)
-    normaliser = SpeakerNormaliser(bundle) if bundle.speaker_horizon is not None else None
+    normaliser = speaker_normaliser(bundle)
     service = Service(config, engine, describer, publisher, Metrics(), normaliser)
     clips = [load_audio(p)[0].astype(np.float32) for p in demo_clips()]
     samples: list[tuple[int, float]] = []

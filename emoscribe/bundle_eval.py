@@ -19,7 +19,7 @@ from emoscribe.audio import load_audio
 from emoscribe.bundle import Bundle
 from emoscribe.daemon.describe import softmax
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
-from emoscribe.daemon.speaker_reference import SpeakerNormaliser
+from emoscribe.daemon.speaker_reference import SpeakerNormaliser, speaker_normaliser
 from emoscribe.datasets import Utterance
 from emoscribe.telephony import telephone
 from emoscribe.training.metrics import calibration, classification_metrics, confusion
@@ -31,25 +31,42 @@ CHANNELS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 BATCH = 16
 MAX_SAMPLES = 30 * 16_000
 """Whisper's context; longer clips are cut, as in training."""
-REFERENCE_BUCKETS = ((0, 0), (1, 2), (3, 9), (10, 10**9))
+REFERENCE_BUCKETS = {"0": (0, 0), "1-2": (1, 2), "3-9": (3, 9), "10+": (10, np.inf)}
 """Earlier utterances of the speaker, grouped for the by-reference accuracy."""
 
 
 def score_bundle(
-    bundle: Bundle, utterances: Sequence[Utterance], channel: str, device: str = "cpu", seed: int = 0
-) -> dict:
-    """SER figures of ``utterances`` through ``channel``: each clip alone, and (for a bundle that normalises by
-    speaker) heard as part of its speaker's stream; clips of emotions the bundle lacks are skipped and counted."""
+    bundle: Bundle, utterances: Sequence[Utterance], device: str = "cpu", seed: int = 0
+) -> list[dict]:
+    """SER figures of ``utterances`` through each of :data:`CHANNELS`: each clip alone, and (for a bundle that
+    normalises by speaker) heard as part of its speaker's stream, in the same order on every channel; clips of
+    emotions the bundle lacks are skipped and counted."""
     labels = bundle.labels
     kept = [u for u in utterances if u.emotion in labels]
-    skipped = Counter(u.emotion for u in utterances if u.emotion not in labels)
+    skipped = dict(Counter(u.emotion for u in utterances if u.emotion not in labels))
     if not kept:
         raise ValueError(f"no clip has an emotion the bundle knows ({', '.join(labels)})")
+    groups = _by_speaker(kept)
     engine = OnnxEngine(bundle, device)
-    normaliser = SpeakerNormaliser(bundle) if bundle.speaker_horizon is not None else None
+    normaliser = speaker_normaliser(bundle)
+    out = []
+    for channel in CHANNELS:
+        result = {"channel": channel, "clips": len(kept), "speakers": len(groups), "skipped": skipped}
+        out.append(result | _score_channel(engine, normaliser, groups, labels, channel, seed))
+    return out
+
+
+def _score_channel(
+    engine: OnnxEngine,
+    normaliser: SpeakerNormaliser | None,
+    groups: dict[str, list[Utterance]],
+    labels: list[str],
+    channel: str,
+    seed: int,
+) -> dict:
     rng = np.random.default_rng(seed)
     truth, alone, stream, references = [], [], [], []  # alone and stream: posteriors per clip
-    for speaker, clips in _by_speaker(kept).items():
+    for speaker, clips in groups.items():
         order = [clips[i] for i in rng.permutation(len(clips))]
         for start in range(0, len(order), BATCH):
             chunk = order[start : start + BATCH]
@@ -64,13 +81,7 @@ def score_bundle(
         if normaliser is not None:
             normaliser.forget(speaker)
     truth_array = np.array(truth)
-    result = {
-        "channel": channel,
-        "clips": len(kept),
-        "speakers": len(_by_speaker(kept)),
-        "skipped": dict(skipped),
-        "clip_alone": _figures(truth_array, np.array(alone), len(labels)),
-    }
+    result = {"clip_alone": _figures(truth_array, np.array(alone), len(labels))}
     if normaliser is not None:
         result["as_stream"] = _figures(truth_array, np.array(stream), len(labels))
         predicted = np.array(stream).argmax(1)
@@ -148,8 +159,7 @@ def _figures(truth: np.ndarray, posteriors: np.ndarray, n_classes: int) -> dict:
 
 def _by_reference(truth: np.ndarray, predicted: np.ndarray, references: np.ndarray) -> dict[str, dict]:
     out = {}
-    for low, high in REFERENCE_BUCKETS:
-        name = str(low) if low == high else (f"{low}+" if high > 10**6 else f"{low}-{high}")
+    for name, (low, high) in REFERENCE_BUCKETS.items():
         rows = (references >= low) & (references <= high)
         accuracy = float((truth[rows] == predicted[rows]).mean()) if rows.any() else None
         out[name] = {"accuracy": accuracy, "n": int(rows.sum())}

@@ -8,12 +8,12 @@ history removes most of the first part. The baseline is exponentially weighted s
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from emoscribe.cues.model import CUE_NAMES, Cues
+from emoscribe.lru import LruTable
 
 UNTRACKED_CUES: frozenset[str] = frozenset({"duration_s", "clipped_fraction", "dc_offset"})
 """Recording properties rather than properties of the voice."""
@@ -158,7 +158,7 @@ class SpeakerBaseline:
             raise KeyError(f"cue {name!r} is not tracked; tracked cues: {', '.join(self._moments)}") from None
 
 
-class SpeakerBaselines(Mapping[str, SpeakerBaseline]):
+class SpeakerBaselines(LruTable[SpeakerBaseline]):
     """Baselines by speaker id, dropping the least recently used speaker beyond ``max_speakers``.
 
     The bound keeps a daemon that runs for months with ever new speakers at constant memory. Reading with
@@ -172,40 +172,17 @@ class SpeakerBaselines(Mapping[str, SpeakerBaseline]):
         min_updates: int = 3,
         cues: Iterable[str] | None = None,
     ) -> None:
-        if isinstance(max_speakers, bool) or not isinstance(max_speakers, int) or max_speakers < 1:
-            raise ValueError(f"max_speakers must be a positive integer, got {max_speakers!r}")
-        self.max_speakers = max_speakers
+        super().__init__(max_speakers)
         self._settings = {"half_life": half_life, "min_updates": min_updates}
         self._cues = None if cues is None else tuple(cues)
         SpeakerBaseline(half_life, min_updates, self._cues)  # fail now on bad settings, not at the first speaker
-        self._baselines: OrderedDict[str, SpeakerBaseline] = OrderedDict()
 
     def baseline(self, speaker: str) -> SpeakerBaseline:
         """The speaker's baseline, created empty for a new speaker; marks the speaker as recently used."""
-        if speaker in self._baselines:
-            self._baselines.move_to_end(speaker)
-            return self._baselines[speaker]
-        baseline = SpeakerBaseline(cues=self._cues, **self._settings)
-        self._baselines[speaker] = baseline
-        if len(self._baselines) > self.max_speakers:
-            self._baselines.popitem(last=False)
-        return baseline
+        return self.use(speaker, lambda: SpeakerBaseline(cues=self._cues, **self._settings))
 
     def update(self, speaker: str, cues: Cues) -> SpeakerBaseline:
         """Fold an utterance into the speaker's baseline and return that baseline."""
         baseline = self.baseline(speaker)
         baseline.update(cues)
         return baseline
-
-    def forget(self, speaker: str) -> None:
-        """Drop a speaker (e.g. a stream that ended), so a later one under the same id starts afresh."""
-        self._baselines.pop(speaker, None)
-
-    def __getitem__(self, speaker: str) -> SpeakerBaseline:
-        return self._baselines[speaker]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._baselines)
-
-    def __len__(self) -> int:
-        return len(self._baselines)

@@ -22,7 +22,7 @@ from emoscribe.daemon.publisher import CurveKeys, Publisher
 from emoscribe.daemon.segmenter import Segmenter
 from emoscribe.daemon.service import Producer, Service
 from emoscribe.daemon.shards import ShardPool
-from emoscribe.daemon.speaker_reference import SpeakerNormaliser
+from emoscribe.daemon.speaker_reference import speaker_normaliser
 from emoscribe.daemon.udp_sockets import bind_udp, ssrc_socket_group
 
 log = logging.getLogger(__name__)
@@ -118,8 +118,7 @@ def build_service(config: DaemonConfig, echo: Callable[[str, dict], None] | None
     bundle = resolve_bundle(config.engine.bundle)
     engine = OnnxEngine(bundle, config.engine.device, config.engine.variant, config.engine.threads)
     engine.warm_up(config.batch.max_batch)
-    normalises = config.engine.speaker_normalisation and bundle.speaker_horizon is not None
-    normaliser = SpeakerNormaliser(bundle) if normalises else None
+    normaliser = speaker_normaliser(bundle, config.engine.speaker_normalisation)
     describer = Describer(bundle, config.describe.top_k, config.describe.min_confidence)
     if config.describe.queries:
         describer.set_queries(config.describe.queries, engine.embed_texts(config.describe.queries))

@@ -161,6 +161,5 @@ class Batcher:
         took = time.perf_counter() - started
         for row, request in enumerate(group):
             waited = started - request.enqueued
-            self.on_result(
-                Result(request, embeddings[row], logits[row], waited, took, len(group), None, references[row])
-            )
+            outputs = (embeddings[row], logits[row])
+            self.on_result(Result(request, *outputs, waited, took, len(group), reference=references[row]))

@@ -97,7 +97,7 @@ class Service:
         if state is not None:
             state.pending += 1
             state.position = max(state.position, ready.event.end)
-        request = Request(ready.event.samples, ready, ready.stream)
+        request = Request(ready.event.samples, ready, speaker=ready.stream)
         if not self.batcher.submit(request):
             self.metrics.drops.labels("engine_queue_full").inc()
             self._complete(Result(request, None, None, 0.0, 0.0, 0, "engine queue full"))

@@ -9,13 +9,13 @@ that runs for months, or changes speaker, follows the voice it hears now. A stre
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
 from emoscribe.bundle import SPEAKER_INPUTS, SPEAKER_MODEL, Bundle
 from emoscribe.daemon.engine.onnx_local import open_session
+from emoscribe.lru import LruTable
 
 MAX_SPEAKERS = 2_000
 """Streams whose moments are kept (each ``n_layers * 2d`` float32 pairs: 30 kB for tiny.en); beyond it the
@@ -50,9 +50,8 @@ class SpeakerNormaliser:
         if horizon is None:
             raise ValueError(f"{bundle.path}: the bundle does not normalise by speaker")
         self.horizon = horizon
-        self.max_speakers = max_speakers
         self.session = open_session(str(bundle.file(SPEAKER_MODEL)), "cpu", 1)
-        self._moments: OrderedDict[str, RunningMoments] = OrderedDict()
+        self._moments: LruTable[RunningMoments] = LruTable(max_speakers)
         self._lock = threading.Lock()
         self._warm_up()
 
@@ -68,11 +67,15 @@ class SpeakerNormaliser:
         counts = np.zeros(len(speakers), dtype=np.float32)
         means = np.zeros_like(layer_stats, dtype=np.float32)
         variances = np.zeros_like(means)
+
+        def new() -> RunningMoments:
+            return RunningMoments(layer_stats.shape[1:], self.horizon)
+
         with self._lock:
             for row, speaker in enumerate(speakers):
                 if speaker is None:
                     continue
-                moments = self._moments_of(speaker, layer_stats.shape[1:])
+                moments = self._moments.use(speaker, new)
                 counts[row], means[row], variances[row] = moments.count, moments.mean, moments.var
                 moments.update(layer_stats[row].astype(np.float32))
         inputs = (layer_stats.astype(np.float32), counts, means, variances)
@@ -81,7 +84,7 @@ class SpeakerNormaliser:
 
     def forget(self, speaker: str) -> None:
         with self._lock:
-            self._moments.pop(speaker, None)
+            self._moments.forget(speaker)
 
     def _warm_up(self) -> None:
         """One run before the first utterance, so it pays no session start-up; no speaker is touched."""
@@ -89,12 +92,7 @@ class SpeakerNormaliser:
         if all(isinstance(d, int) for d in shape):
             self.judge([None], np.zeros((1, *shape), dtype=np.float32))
 
-    def _moments_of(self, speaker: str, shape: tuple[int, ...]) -> RunningMoments:
-        moments = self._moments.get(speaker)
-        if moments is not None:
-            self._moments.move_to_end(speaker)
-            return moments
-        moments = self._moments[speaker] = RunningMoments(shape, self.horizon)
-        if len(self._moments) > self.max_speakers:
-            self._moments.popitem(last=False)
-        return moments
+
+def speaker_normaliser(bundle: Bundle, enabled: bool = True) -> SpeakerNormaliser | None:
+    """The normaliser for ``bundle``, or ``None`` when the bundle does not normalise by speaker or it is off."""
+    return SpeakerNormaliser(bundle) if enabled and bundle.speaker_horizon is not None else None

@@ -107,7 +107,7 @@ def eval_command(
     """Score a built bundle on a labelled corpus as the daemon runs it (clip alone and as the speaker's stream,
     clean and 8 kHz mu-law); writes results.json and report.md. Needs no torch."""
     from emoscribe.bundle import BundleError, resolve_bundle
-    from emoscribe.bundle_eval import CHANNELS, score_bundle, write_bundle_report
+    from emoscribe.bundle_eval import score_bundle, write_bundle_report
     from emoscribe.datasets import from_manifest
 
     try:
@@ -123,7 +123,7 @@ def eval_command(
     if not clips:
         raise typer.BadParameter(f"no clip of {data} matches corpus={corpus} speakers={speakers}")
     try:
-        channels = [score_bundle(model, clips, channel, device, seed) for channel in CHANNELS]
+        channels = score_bundle(model, clips, device, seed)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     results = {

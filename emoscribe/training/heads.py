@@ -89,11 +89,12 @@ class SpeakerReference(nn.Module):
     hundredth. The priors are the training population's mean and its average within-speaker variance.
     """
 
-    def __init__(self, n_layers: int, width: int, prior_clips: float = 2.0) -> None:
+    def __init__(self, n_layers: int, width: int) -> None:
         super().__init__()
+        # set from the training data by ``emoscribe.training.references.fit_priors``
         self.register_buffer("prior_mean", torch.zeros(n_layers, width))
         self.register_buffer("prior_var", torch.ones(n_layers, width))
-        self.register_buffer("prior_clips", torch.tensor(float(prior_clips)))
+        self.register_buffer("prior_clips", torch.tensor(1.0))
 
     def forward(self, layer_stats: torch.Tensor, reference: Reference | None = None) -> torch.Tensor:
         if reference is None:

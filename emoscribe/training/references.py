@@ -44,8 +44,7 @@ class ReferenceSampler:
         (fewer where the speaker has fewer); where ``one_emotion`` (for all rows, or per row), all of one emotion
         drawn at random."""
         alike = [one_emotion] * len(rows) if isinstance(one_emotion, bool) else list(one_emotion)
-        width = features.stats["clean"].shape[1:]
-        means = np.zeros((len(rows), *width), dtype=np.float32)
+        means = np.zeros((len(rows), features.n_layers, 2 * features.d_audio), dtype=np.float32)
         variances = np.zeros_like(means)
         used = np.zeros(len(rows), dtype=np.float32)
         for i, (row, variant, count) in enumerate(zip(rows, variants, counts, strict=True)):
