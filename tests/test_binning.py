@@ -150,6 +150,23 @@ def test_given_sex_wins_over_inference_and_can_be_switched_off() -> None:
     assert plain.tokens(clip(f0=130.0))["pitch"].level == "low"
 
 
+def test_sex_comes_from_the_speakers_usual_f0_once_the_baseline_knows_it() -> None:
+    """An angry man's 200 Hz utterance stays male once his usual F0 (about 115 Hz) is known."""
+    baseline = SpeakerBaseline(min_updates=3)
+    binner = LiteratureBinner()
+    angry = clip(f0=200.0)
+    for count, f0 in enumerate((110.0, 120.0, 115.0)):
+        token = binner.tokens(angry, BinContext(baseline=baseline))["pitch"]
+        assert token.sex == "female", f"after {count} utterances the utterance itself decides"
+        baseline.update(clip(f0=f0))
+    assert binner.tokens(angry, BinContext(baseline=baseline))["pitch"].sex == "male"
+    assert binner.tokens(angry, BinContext(sex="female", baseline=baseline))["pitch"].sex == "female"
+    ambiguous = SpeakerBaseline(min_updates=3)
+    for f0 in (150.0, 160.0, 170.0):
+        ambiguous.update(clip(f0=f0))
+    assert binner.tokens(angry, BinContext(baseline=ambiguous))["pitch"].sex is None
+
+
 def test_literature_thresholds_from_mapping() -> None:
     thresholds = LiteratureThresholds.from_mapping({"intensity_split_db": 50, "speech_rate_split": 3.0})
     binner = LiteratureBinner(thresholds)

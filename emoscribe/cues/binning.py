@@ -43,6 +43,9 @@ ABSOLUTE_CUES: dict[str, str] = {
 RELATIVE_CUES: dict[str, str] = ABSOLUTE_CUES | {"pitch": "f0_median_st"}
 """Semitones for relative pitch: a z-score on a perceptual scale means the same at any register."""
 
+USUAL_F0 = "f0_median_hz"
+"""The baseline cue whose mean, the speaker's usual F0, tells the speaker's sex once known."""
+
 
 @dataclass(frozen=True, slots=True)
 class Token:
@@ -91,7 +94,11 @@ class SexThresholds:
 
 def infer_sex(cues: Cues, thresholds: SexThresholds = SexThresholds()) -> str | None:
     """``"male"``, ``"female"`` or ``None`` (unknown) from median F0; never assumes one when unsure."""
-    f0 = defined(cues.f0_median_hz)
+    return sex_of_f0(defined(cues.f0_median_hz), thresholds)
+
+
+def sex_of_f0(f0: float | None, thresholds: SexThresholds = SexThresholds()) -> str | None:
+    """``"male"``, ``"female"`` or ``None`` for a median F0 in hertz (``None``: unknown F0)."""
     if f0 is None:
         return None
     if f0 <= thresholds.male_max_hz:
@@ -295,8 +302,15 @@ def _check_sex(sex: str) -> None:
 
 
 def _resolve_sex(cues: Cues, context: BinContext | None, thresholds: SexThresholds) -> str | None:
+    """The given sex, else the one of the speaker's usual F0 once the baseline knows it, else this utterance's.
+
+    The usual F0 comes first because one utterance misleads: an angry man's pitch rises into the female range.
+    """
     if context is not None and context.sex is not None:
         return context.sex
+    baseline = context.baseline if context is not None else None
+    if baseline is not None and USUAL_F0 in baseline.cues and baseline.count(USUAL_F0) >= baseline.min_updates:
+        return sex_of_f0(baseline.mean(USUAL_F0), thresholds)
     return infer_sex(cues, thresholds)
 
 

@@ -60,7 +60,7 @@ class Describer:
     ) -> dict[str, Any]:
         """The description fields of an ``utterance`` message; without model outputs (overload, engine
         failure) the emotion is ``null`` and the prompts are empty, but cues, tokens and caption still stand."""
-        tokens = self.binner.tokens(cues, BinContext())
+        tokens = self.binner.tokens(cues, BinContext(baseline=baseline))
         emotion: dict[str, Any] = {"label": None, "confidence": 0.0, "posteriors": {}}
         prompts: list[dict[str, Any]] = []
         queries: list[dict[str, Any]] = []
