@@ -142,8 +142,9 @@ def cache_root() -> Path:
 
 
 def parts_dir(name: str) -> Path:
-    """The committed parts of default bundle ``name``."""
-    folder = PARTS / name
+    """The committed parts of default bundle ``name``, or ``name`` itself if it is a folder of parts (such as
+    the ``parts-fixed-split`` that ``emoscribe train`` leaves)."""
+    folder = Path(name) if (Path(name) / "parts.json").is_file() else PARTS / name
     if not (folder / "parts.json").is_file():
         known = sorted(p.name for p in PARTS.glob("*") if (p / "parts.json").is_file())
         raise BundleError(f"no default bundle named {name!r}; known: {', '.join(known) or 'none'}")

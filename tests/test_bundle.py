@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from emoscribe.bundle import FORMAT, FORMAT_VERSION, MANIFEST, BundleError, file_entry, load_bundle
+from emoscribe.bundle import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    PARTS,
+    BundleError,
+    file_entry,
+    load_bundle,
+    parts_dir,
+)
 
 
 def _bundle(folder: Path, **overrides) -> Path:
@@ -76,3 +85,13 @@ def test_not_a_bundle(tmp_path: Path) -> None:
     (tmp_path / MANIFEST).write_text("{not json")
     with pytest.raises(BundleError, match="unreadable"):
         load_bundle(tmp_path)
+
+
+def test_parts_are_found_by_bundle_name_or_as_a_folder(tmp_path: Path) -> None:
+    assert parts_dir("tiny.en") == PARTS / "tiny.en"
+    with pytest.raises(BundleError, match=r"no default bundle named 'nope'; known: base, tiny\.en"):
+        parts_dir("nope")
+    with pytest.raises(BundleError, match="no default bundle"):
+        parts_dir(str(tmp_path))  # a folder without parts.json
+    (tmp_path / "parts.json").write_text("{}")
+    assert parts_dir(str(tmp_path)) == tmp_path

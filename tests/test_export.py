@@ -164,7 +164,7 @@ def test_a_tuned_encoder_top_is_exported_as_trained(tmp_path, demo_dir) -> None:
             parameter.add_(0.05 * torch.randn_like(parameter))
     top.eval()
     config = TrainConfig(unfreeze_layers=1, attention_pooling=True, speaker_normalisation=False)
-    save_parts(tmp_path / "parts", heads, config, {"fixed_split": {}, "command": "test"}, top)
+    save_parts(tmp_path / "parts", heads, config, {"fixed_split": {}, "command": "test"}, ["ravdess-01"], top)
     bundle = load_bundle(build(tmp_path / "parts", tmp_path / "bundle"))
     assert bundle.manifest["provenance"]["encoder_top"]["attention_pooling"] is True
 

@@ -18,6 +18,7 @@ from emoscribe.cues.binning import QuantileBinner  # noqa: E402
 from emoscribe.datasets import Utterance  # noqa: E402
 from emoscribe.training.ct2 import find_packaged_whisper  # noqa: E402
 from emoscribe.training.evaluate import evaluate  # noqa: E402
+from emoscribe.training.experiment import Corpus, every_speaker, fixed_training_rows, speakers_of  # noqa: E402
 from emoscribe.training.features import FeatureSet, encode  # noqa: E402
 from emoscribe.training.frames import FrameSet, encode_frames  # noqa: E402
 from emoscribe.training.heads import SpeakerReference  # noqa: E402
@@ -134,6 +135,24 @@ def test_training_device_is_what_was_asked_for_or_a_clear_error() -> None:
             training_device("cuda")
     with mixed_precision(torch.device("cpu"), enabled=True):
         assert not torch.is_autocast_enabled("cpu"), "the CPU trains in full precision"
+
+
+def test_the_shipped_model_trains_on_every_speaker_the_fixed_split_on_all_but_validation(
+    demo_training_set,
+) -> None:
+    features, bank, demo_records = demo_training_set
+    validation = replace(demo_records[0], utterance=replace(demo_records[0].utterance, speaker="ravdess-17"))
+    records = [*demo_records, validation]
+    stats = {v: np.concatenate([x, x[:1]]) for v, x in features.stats.items()}
+    corpus = Corpus([r.utterance for r in records], records, FeatureSet("tiny.en", stats), bank, encoder=None)
+    assert speakers_of(corpus, fixed_training_rows(corpus)) == ["ravdess-03", "ravdess-10"]
+    config = TrainConfig(epochs=2, batch_size=4)
+    heads, top, rows = every_speaker(corpus, config)
+    assert rows == list(range(len(records))) and top is None
+    assert speakers_of(corpus, rows) == ["ravdess-03", "ravdess-10", "ravdess-17"]
+    held_out = train_heads(corpus.features, bank, records, fixed_training_rows(corpus), config)
+    shipped, fixed = heads.audio.reference.prior_mean, held_out.audio.reference.prior_mean
+    assert not torch.allclose(shipped, fixed), "the priors of the shipped model include the extra voice"
 
 
 def _records(speakers: list[str], labels: list[int]) -> list[Record]:

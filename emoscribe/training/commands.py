@@ -26,12 +26,16 @@ def train_command(
         bool, typer.Option(help="Also run cross-validation, leave-one-corpus-out, ablation.")
     ] = True,
     save_parts: Annotated[
-        bool, typer.Option(help="Store the trained heads as the bundle's committed parts.")
+        bool,
+        typer.Option(
+            help="Then train the same config on every speaker (validation ones included) and store it as the "
+            "bundle's committed parts."
+        ),
     ] = False,
     device: Annotated[str, typer.Option(help="auto (the GPU if torch sees one), cpu or cuda.")] = "auto",
 ) -> None:
     """Train the heads on frozen encoder features (then, if configured, the encoder's top with them) and evaluate
-    them speaker-independently."""
+    them speaker-independently; the fixed split's model is kept as parts in <out>/parts-fixed-split."""
     import torch
 
     from emoscribe.bundle import PARTS
@@ -39,10 +43,13 @@ def train_command(
     from emoscribe.training.experiment import (
         ablation,
         cross_validation,
+        every_speaker,
         fixed_split,
+        fixed_training_rows,
         leave_one_corpus_out,
         linear_probe_floor,
         load_corpus,
+        speakers_of,
     )
     from emoscribe.training.parts import save_parts as store_parts
     from emoscribe.training.report import write_report
@@ -74,12 +81,21 @@ def train_command(
             "ablation": ablation(corpus, train_config),
         }
     print(f"report: {write_report(results, out)}")
+    held_out = speakers_of(corpus, fixed_training_rows(corpus))
+    fixed_parts = store_parts(out / "parts-fixed-split", heads, train_config, results, held_out, top)
+    print(f"fixed-split parts: {fixed_parts}")
     if save_parts:
-        print(f"parts: {store_parts(PARTS / train_config.encoder, heads, train_config, results, top)}")
+        final, final_top, rows = every_speaker(corpus, train_config, out / "run-all")
+        shipped = store_parts(
+            PARTS / train_config.encoder, final, train_config, results, speakers_of(corpus, rows), final_top
+        )
+        print(f"parts (every speaker): {shipped}")
 
 
 def export_command(
-    bundle: Annotated[str, typer.Option(help="Bundle name (a folder of emoscribe/export/parts).")] = "tiny.en",
+    bundle: Annotated[
+        str, typer.Option(help="Bundle name (a folder of emoscribe/export/parts), or a parts folder with --out.")
+    ] = "tiny.en",
     out: Annotated[Path | None, typer.Option(help="Write here instead of the bundle cache.")] = None,
 ) -> None:
     """Build the model bundle (ONNX towers, prompt bank, manifest) from the committed parts, with parity checks."""
@@ -88,10 +104,16 @@ def export_command(
     # The exporter's notes on constant folding and tracing, and fp16's rounding of tiny constants, are expected;
     # what decides is the parity check, which fails the build loudly.
     warnings.filterwarnings("ignore", module=r"(torch|onnxconverter_common|transformers)")
-    from emoscribe.bundle import parts_dir
+    from emoscribe.bundle import PARTS, BundleError, parts_dir
     from emoscribe.export.build import build, cached_bundle
 
-    path = build(parts_dir(bundle), out) if out else cached_bundle(bundle).path
+    try:
+        parts = parts_dir(bundle)
+    except BundleError as error:
+        raise typer.BadParameter(str(error)) from error
+    if out is None and parts.parent != PARTS:
+        raise typer.BadParameter(f"{bundle} is not a default bundle: give --out for the bundle built from it")
+    path = build(parts, out) if out else cached_bundle(bundle).path
     print(path)
 
 

@@ -109,17 +109,35 @@ def _score(heads: EmotionHeads, top: EncoderTop | None, corpus: Corpus, tests: d
     return out
 
 
+def fixed_training_rows(corpus: Corpus) -> list[int]:
+    """The fixed split's training rows: every speaker but the validation ones."""
+    return corpus.rows(lambda u: u.speaker not in VALIDATION_SPEAKERS)
+
+
+def speakers_of(corpus: Corpus, rows: Sequence[int]) -> list[str]:
+    return sorted({corpus.utterances[r].speaker for r in rows})
+
+
 def fixed_split(
     corpus: Corpus, config: TrainConfig, run_dir: Path | None = None
 ) -> tuple[EmotionHeads, EncoderTop | None, dict]:
     """Train on every non-validation speaker; score RAVDESS 17-20 and TESS YAF separately."""
-    train = corpus.rows(lambda u: u.speaker not in VALIDATION_SPEAKERS)
+    train = fixed_training_rows(corpus)
     tests = {
         "ravdess-17-20": corpus.rows(lambda u: u.corpus == "ravdess" and u.speaker in VALIDATION_SPEAKERS),
         "tess-YAF": corpus.rows(lambda u: u.speaker == "tess-YAF"),
     }
     heads, top = train_model(corpus, train, config, run_dir)
     return heads, top, _score(heads, top, corpus, tests)
+
+
+def every_speaker(
+    corpus: Corpus, config: TrainConfig, run_dir: Path | None = None
+) -> tuple[EmotionHeads, EncoderTop | None, list[int]]:
+    """The model to ship: the config the protocol measured on held-out speakers, trained once more on every
+    speaker of the corpus (validation speakers included), since more voices generalise better; and its rows."""
+    rows = list(range(len(corpus.utterances)))
+    return *train_model(corpus, rows, config, run_dir), rows
 
 
 def cross_validation(corpus: Corpus, config: TrainConfig) -> dict:
@@ -178,7 +196,7 @@ def linear_probe_floor(corpus: Corpus, steps: int = 500) -> dict:
 
     Trained on every non-validation speaker, scored on RAVDESS actors 17-20, clean and telephone.
     """
-    train = corpus.rows(lambda u: u.speaker not in VALIDATION_SPEAKERS)
+    train = fixed_training_rows(corpus)
     test = corpus.rows(lambda u: u.corpus == "ravdess" and u.speaker in VALIDATION_SPEAKERS)
     x = torch.from_numpy(corpus.features.stats["clean"][:, -1].astype(np.float32))
     mean, sd = x[train].mean(0), x[train].std(0) + 1e-6

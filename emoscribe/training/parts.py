@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -54,11 +55,17 @@ def pinned_encoder_files(pin: dict) -> list[Path]:
 
 
 def save_parts(
-    folder: Path, heads: EmotionHeads, config: TrainConfig, results: dict, top: EncoderTop | None = None
+    folder: Path,
+    heads: EmotionHeads,
+    config: TrainConfig,
+    results: dict,
+    speakers: Sequence[str],
+    top: EncoderTop | None = None,
 ) -> Path:
-    """Write ``heads.safetensors``, ``parts.json`` (with the SER temperature the cross-validation fitted, when it
-    ran) and, for a tuned encoder top, ``encoder_top.safetensors`` (the tuned blocks under the encoder's
-    parameter names, and ``pool.*`` for attentive pooling)."""
+    """Write ``heads.safetensors``, ``parts.json`` (with the speakers the heads were trained on and the SER
+    temperature the cross-validation fitted, when it ran) and, for a tuned encoder top,
+    ``encoder_top.safetensors`` (the tuned blocks under the encoder's parameter names, and ``pool.*`` for
+    attentive pooling)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in heads.state_dict().items()}, folder / "heads.safetensors")
     summary = {
@@ -68,7 +75,12 @@ def save_parts(
     parts = {
         "audio_encoder": encoder_pin(config.encoder),
         "heads": heads.config.to_dict(),
-        "training": {"config": asdict(config), "fixed_split_ser": summary, "command": results["command"]},
+        "training": {
+            "config": asdict(config),
+            "speakers": list(speakers),
+            "fixed_split_ser": summary,
+            "command": results["command"],
+        },
     }
     if heads.audio.reference is not None:
         parts["speaker_normalisation"] = {"horizon": config.max_reference}
