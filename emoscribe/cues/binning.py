@@ -46,6 +46,10 @@ RELATIVE_CUES: dict[str, str] = ABSOLUTE_CUES | {"pitch": "f0_median_st"}
 USUAL_F0 = "f0_median_hz"
 """The baseline cue whose mean, the speaker's usual F0, tells the speaker's sex once known."""
 
+USUAL_F0_UTTERANCES = 2
+"""Earlier utterances with a defined F0 from which the usual F0 decides the sex: from two on, their mean
+is steadier than the one utterance being judged."""
+
 
 @dataclass(frozen=True, slots=True)
 class Token:
@@ -309,7 +313,7 @@ def _resolve_sex(cues: Cues, context: BinContext | None, thresholds: SexThreshol
     if context is not None and context.sex is not None:
         return context.sex
     baseline = context.baseline if context is not None else None
-    if baseline is not None and USUAL_F0 in baseline.cues and baseline.count(USUAL_F0) >= baseline.min_updates:
+    if baseline is not None and USUAL_F0 in baseline.cues and baseline.count(USUAL_F0) >= USUAL_F0_UTTERANCES:
         return sex_of_f0(baseline.mean(USUAL_F0), thresholds)
     return infer_sex(cues, thresholds)
 
