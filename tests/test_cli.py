@@ -121,3 +121,15 @@ def test_the_demo_plays_one_stream_per_speaker() -> None:
     assert sorted(p for paths in streams.values() for p in paths) == demo_clips()
     for name, paths in streams.items():
         assert {f"demo-actor{parse_ravdess_name(p.name).actor:02d}" for p in paths} == {name}
+
+
+def test_export_of_a_parts_folder_needs_out_so_the_bundle_cache_holds_only_default_bundles(
+    tmp_path: Path, monkeypatch
+) -> None:
+    (tmp_path / "parts.json").write_text("{}")
+    monkeypatch.chdir(tmp_path.parent)
+    for given in (str(tmp_path), tmp_path.name):
+        result = runner.invoke(app, ["export", "--bundle", given], env={"COLUMNS": "200"})
+        assert result.exit_code == 2 and "give --out" in result.output, result.output
+    result = runner.invoke(app, ["export", "--bundle", "nope"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "no default bundle named 'nope'" in result.output

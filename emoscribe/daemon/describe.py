@@ -60,7 +60,8 @@ class Describer:
     ) -> dict[str, Any]:
         """The description fields of an ``utterance`` message; without model outputs (overload, engine
         failure) the emotion is ``null`` and the prompts are empty, but cues, tokens and caption still stand."""
-        tokens = self.binner.tokens(cues, BinContext(baseline=baseline))
+        context = BinContext(baseline=baseline)
+        tokens = self.binner.tokens(cues, context)
         emotion: dict[str, Any] = {"label": None, "confidence": 0.0, "posteriors": {}}
         prompts: list[dict[str, Any]] = []
         queries: list[dict[str, Any]] = []
@@ -89,7 +90,7 @@ class Describer:
                 {"text": text, "score": float(score)}
                 for text, score in zip(self.query_texts, self.queries @ embedding, strict=True)
             ]
-        relative = self.relative.tokens(cues, BinContext(baseline=baseline)) if baseline is not None else {}
+        relative = self.relative.tokens(cues, context) if baseline is not None else {}
         return {
             "emotion": emotion,
             "prompts": prompts,

@@ -105,7 +105,6 @@ def export_command(
     # what decides is the parity check, which fails the build loudly.
     warnings.filterwarnings("ignore", module=r"(torch|onnxconverter_common|transformers)")
     from emoscribe.bundle import PARTS, BundleError, parts_dir
-    from emoscribe.export.build import build, cached_bundle
 
     try:
         parts = parts_dir(bundle)
@@ -113,6 +112,8 @@ def export_command(
         raise typer.BadParameter(str(error)) from error
     if out is None and parts.parent != PARTS:
         raise typer.BadParameter(f"{bundle} is not a default bundle: give --out for the bundle built from it")
+    from emoscribe.export.build import build, cached_bundle
+
     path = build(parts, out) if out else cached_bundle(bundle).path
     print(path)
 

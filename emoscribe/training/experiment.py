@@ -115,6 +115,7 @@ def fixed_training_rows(corpus: Corpus) -> list[int]:
 
 
 def speakers_of(corpus: Corpus, rows: Sequence[int]) -> list[str]:
+    """The speakers of ``rows``, sorted: what a model's parts record it was trained on."""
     return sorted({corpus.utterances[r].speaker for r in rows})
 
 
