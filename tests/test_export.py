@@ -144,8 +144,10 @@ def test_tampered_bundle_is_refused(built, tmp_path) -> None:
         load_bundle(copy)
 
 
-def test_a_tuned_encoder_top_is_exported_as_trained(tmp_path, demo_dir) -> None:
-    """Parts with a tuned top block and attentive pooling: the bundle computes what training computed."""
+@pytest.mark.parametrize("adapter_rank", [0, 2], ids=["full-weights", "adapters"])
+def test_a_tuned_encoder_top_is_exported_as_trained(tmp_path, demo_dir, adapter_rank) -> None:
+    """Parts with a tuned top block (its weights, or low-rank adapters merged at build) and attentive pooling:
+    the bundle computes what training computed."""
     from emoscribe.training.ct2 import find_packaged_whisper
     from emoscribe.training.features import FeatureSet, encode
     from emoscribe.training.frames import FrameSet, encode_frames
@@ -158,15 +160,19 @@ def test_a_tuned_encoder_top_is_exported_as_trained(tmp_path, demo_dir) -> None:
     logmel = LogMel(encoder.config.n_mels)
     torch.manual_seed(1)
     heads = EmotionHeads(HeadConfig(n_layers=5, d_audio=384, d_text=384, n_classes=len(EMOTIONS))).eval()
-    top = EncoderTop(encoder, unfreeze_layers=1, attention=True)
+    top = EncoderTop(encoder, unfreeze_layers=1, attention=True, adapter_rank=adapter_rank)
+    step = 0.5 if adapter_rank else 0.05  # an adapter's update B A is a product of two small matrices
     with torch.no_grad():
-        for parameter in top.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
+        for parameter in [*top.encoder_parameters(), *top.pool.parameters()]:
+            parameter.add_(step * torch.randn_like(parameter))
     top.eval()
-    config = TrainConfig(unfreeze_layers=1, attention_pooling=True, speaker_normalisation=False)
+    config = TrainConfig(
+        unfreeze_layers=1, attention_pooling=True, adapter_rank=adapter_rank, speaker_normalisation=False
+    )
     save_parts(tmp_path / "parts", heads, config, {"fixed_split": {}, "command": "test"}, ["ravdess-01"], top)
     bundle = load_bundle(build(tmp_path / "parts", tmp_path / "bundle"))
     assert bundle.manifest["provenance"]["encoder_top"]["attention_pooling"] is True
+    assert bundle.manifest["provenance"]["encoder_top"]["adapter_rank"] == adapter_rank
 
     clips = [load_audio(p)[0].astype(np.float32) for p in sorted(demo_dir.glob("*.flac"))[:3]]
     got = OnnxEngine(bundle, "cpu").infer(clips)

@@ -99,28 +99,79 @@ def test_a_few_steps_lower_the_contrastive_loss(demo_training_set, tmp_path) -> 
         assert torch.equal(a, b), "a finished run resumes to the same weights"
 
 
-def test_fine_tuning_starts_from_the_frozen_statistics_and_lowers_the_loss(demo_training_set, demo_dir) -> None:
-    features, bank, records = demo_training_set
+@pytest.fixture(scope="module")
+def demo_frames(demo_dir):
+    """Frames entering the tiny.en encoder's top block, for the demo clips (clean only)."""
     audio = [load_audio(p)[0].astype(np.float32) for p in sorted(demo_dir.glob("*.flac"))]
     encoder = load_ct2_encoder(find_packaged_whisper("tiny.en"))
-    top = EncoderTop(encoder, unfreeze_layers=1, attention=True)
-    clips = encode_frames(audio, LogMel(encoder.config.n_mels), encoder, [top.input_layer])[top.input_layer]
+    layer = encoder.config.n_layers - 1
+    clips = encode_frames(audio, LogMel(encoder.config.n_mels), encoder, [layer])[layer]
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])])
-    frames = FrameSet(top.input_layer, {"clean": np.concatenate(clips)}, {"clean": offsets})
+    return encoder, FrameSet(layer, {"clean": np.concatenate(clips)}, {"clean": offsets})
+
+
+@pytest.mark.parametrize(
+    ("adapter_rank", "speaker_normalisation"), [(0, False), (4, False), (4, True)], ids=["full", "lora", "lora+sn"]
+)
+def test_fine_tuning_starts_from_the_frozen_statistics_and_lowers_the_loss(
+    demo_training_set, demo_frames, adapter_rank, speaker_normalisation
+) -> None:
+    features, bank, records = demo_training_set
+    encoder, frames = demo_frames
+    top = EncoderTop(encoder, unfreeze_layers=1, attention=True, adapter_rank=adapter_rank)
     rows = list(range(len(records)))
     with torch.no_grad():
         untouched = top(*frames.batch(["clean"] * len(rows), rows)).numpy()
     np.testing.assert_allclose(untouched, features.stats["clean"][:, -1:], rtol=0.02, atol=0.02)
 
     config = TrainConfig(epochs=5, batch_size=6, telephone_probability=0.0, dropout=0.0)
-    config = replace(config, unfreeze_layers=1, speaker_normalisation=False)
+    config = replace(config, unfreeze_layers=1, adapter_rank=adapter_rank)
+    config = replace(config, speaker_normalisation=speaker_normalisation)
     heads = train_heads(features, bank, records, rows, config)
     before = _loss(heads, tuned_features(features, frames, top, rows, ["clean"]), bank, records)
     tuned = replace(config, unfreeze_epochs=30, encoder_learning_rate=1e-3, head_learning_rate_scale=1.0)
     fine_tune(heads, top, features, frames, bank, records, rows, tuned)
-    after = _loss(heads, tuned_features(features, frames, top, rows, ["clean"]), bank, records)
+    seen = tuned_features(features, frames, top, rows, ["clean"])
+    after = _loss(heads, seen, bank, records)
     assert after < 0.7 * before, (before, after)
-    assert not torch.equal(top.blocks[0].mlp[0].weight, encoder.blocks[-1].mlp[0].weight), "the block was trained"
+    block = top.blocks[0]
+    if adapter_rank:
+        assert torch.equal(block.mlp[0].base.weight, encoder.blocks[-1].mlp[0].weight), "the block stays frozen"
+        assert float(block.mlp[0].up.detach().abs().max()) > 0, "its adapter was trained"
+        assert all(name.endswith(("adapter_down", "adapter_up")) for name in top.encoder_state())
+    else:
+        assert not torch.equal(block.mlp[0].weight, encoder.blocks[-1].mlp[0].weight), "the block was trained"
+    if speaker_normalisation:
+        tuned_mean = seen.stats["clean"].astype(np.float64).mean(0)
+        np.testing.assert_allclose(
+            heads.audio.reference.prior_mean.numpy(), tuned_mean, atol=2e-3, err_msg="priors of the tuned top"
+        )
+        frozen_mean = features.stats["clean"].astype(np.float64).mean(0)
+        assert np.abs(tuned_mean - frozen_mean)[-1].max() > 0.01, "the tuned top's statistics moved"
+
+
+def test_merged_adapters_compute_what_the_adapted_block_computes(demo_frames) -> None:
+    from emoscribe.training.adapters import merge_adapters
+
+    encoder, frames = demo_frames
+    top = EncoderTop(encoder, unfreeze_layers=1, attention=False, adapter_rank=2)
+    with torch.no_grad():
+        for parameter in top.encoder_parameters():
+            parameter.normal_(0.0, 0.05)
+    merged = load_ct2_encoder(find_packaged_whisper("tiny.en"))
+    merged.load_state_dict(merge_adapters(merged.state_dict(), top.encoder_state()))
+    plain = EncoderTop(merged, unfreeze_layers=1, attention=False)
+    batch = frames.batch(["clean"] * 3, [0, 1, 2])
+    with torch.no_grad():
+        np.testing.assert_allclose(top(*batch).numpy(), plain(*batch).numpy(), rtol=1e-4, atol=1e-4)
+    state = top.encoder_state()
+    with pytest.raises(ValueError, match="incomplete adapters"):
+        merge_adapters(merged.state_dict(), {k: v for k, v in state.items() if not k.endswith("mlp.0.adapter_up")})
+    stray = {k.replace("blocks.3.", "blocks.9."): v for k, v in state.items()}
+    with pytest.raises(ValueError, match=r"adapter blocks\.9\..* adapts no weight"):
+        merge_adapters(merged.state_dict(), stray)
+    with pytest.raises(ValueError, match="adapter_rank must be 0, or positive with unfreeze_layers"):
+        TrainConfig(adapter_rank=4)
 
 
 def test_training_device_is_what_was_asked_for_or_a_clear_error() -> None:
@@ -197,8 +248,6 @@ def test_speaker_normalised_heads_train_and_use_what_they_know(demo_training_set
     known = (torch.full((len(rows),), 2.0), stats.roll(1, 0), torch.ones_like(stats))
     with torch.no_grad():
         assert not torch.allclose(trained.audio(stats)[1], trained.audio(stats, known)[1])
-    with pytest.raises(ValueError, match="does not combine"):
-        TrainConfig(speaker_normalisation=True, unfreeze_layers=1)
 
 
 def test_report_of_a_speaker_normalised_run_tabulates_the_reference_curve(tmp_path) -> None:

@@ -82,7 +82,7 @@ def train_model(
     heads = train_heads(corpus.features, corpus.bank, corpus.records, train, config, run_dir, corpus.device)
     if not config.tunes_encoder_top:
         return heads, None
-    top = EncoderTop(corpus.encoder, config.unfreeze_layers, config.attention_pooling)
+    top = EncoderTop(corpus.encoder, config.unfreeze_layers, config.attention_pooling, config.adapter_rank)
     frames = corpus.frames[top.input_layer]
     fine_tune(heads, top, corpus.features, frames, corpus.bank, corpus.records, train, config, corpus.device)
     return heads, top

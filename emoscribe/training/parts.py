@@ -1,5 +1,5 @@
 """The committed trained parts of a bundle: head weights, their config, the pin of the encoder they fit, and,
-for a model that tuned it, the encoder's trained top blocks and pooling.
+for a model that tuned it, the encoder's trained top blocks (or their adapters) and pooling.
 
 Heads trained on one encoder's features are meaningless on another's, so the parts record the exact packages
 and the sha256 of the weights, and building a bundle refuses any other encoder.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from emoscribe.training.adapters import merge_adapters
 from emoscribe.training.ct2 import find_packaged_whisper
 from emoscribe.training.heads import AttentiveStatistics, EmotionHeads
 from emoscribe.training.train import TrainConfig
@@ -64,8 +65,8 @@ def save_parts(
 ) -> Path:
     """Write ``heads.safetensors``, ``parts.json`` (with the speakers the heads were trained on and the SER
     temperature the cross-validation fitted, when it ran) and, for a tuned encoder top,
-    ``encoder_top.safetensors`` (the tuned blocks under the encoder's parameter names, and ``pool.*`` for
-    attentive pooling)."""
+    ``encoder_top.safetensors`` (the tuned blocks, or their adapters, under the encoder's parameter names, and
+    ``pool.*`` for attentive pooling)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in heads.state_dict().items()}, folder / "heads.safetensors")
     summary = {
@@ -95,6 +96,7 @@ def save_parts(
         parts["encoder_top"] = {
             "unfreeze_layers": config.unfreeze_layers,
             "attention_pooling": top.pool is not None,
+            "adapter_rank": top.adapter_rank,
         }
     (folder / "parts.json").write_text(json.dumps(parts, indent=2) + "\n", encoding="utf-8")
     return folder
@@ -107,7 +109,10 @@ def apply_encoder_top(encoder: WhisperAudioEncoder, parts: Path, spec: dict) -> 
     tensors = load_file(parts / ENCODER_TOP)
     pool_state = {k.removeprefix("pool."): v for k, v in tensors.items() if k.startswith("pool.")}
     tuned = {k: v for k, v in tensors.items() if not k.startswith("pool.")}
-    encoder.load_state_dict(encoder.state_dict() | tuned)
+    if spec["encoder_top"].get("adapter_rank"):
+        encoder.load_state_dict(merge_adapters(encoder.state_dict(), tuned))
+    else:
+        encoder.load_state_dict(encoder.state_dict() | tuned)
     if not spec["encoder_top"]["attention_pooling"]:
         return None
     pool = AttentiveStatistics(encoder.config.d_model, pool_state["score.0.weight"].shape[0])

@@ -40,7 +40,8 @@ def write_report(results: dict, out: Path) -> Path:
 
 def _encoder_training(config: dict) -> str:
     """How the encoder was trained, for the title: frozen, or which part of its top was tuned."""
-    tuned = [f"top {config['unfreeze_layers']} block(s) fine-tuned"] if config.get("unfreeze_layers") else []
+    how = f"adapted (rank-{config['adapter_rank']} LoRA)" if config.get("adapter_rank") else "fine-tuned"
+    tuned = [f"top {config['unfreeze_layers']} block(s) {how}"] if config.get("unfreeze_layers") else []
     tuned += ["attention pooling"] if config.get("attention_pooling") else []
     normalised = ["speaker-normalised"] if config.get("speaker_normalisation") else []
     return ", ".join([*(tuned or ["frozen"]), *normalised])

@@ -53,16 +53,21 @@ class TrainConfig:
     """bf16 autocast when training on CUDA; no effect on the CPU."""
     unfreeze_layers: int = 0
     """Top encoder blocks fine-tuned after the heads (see ``emoscribe.training.tuning``); 0: encoder frozen."""
+    adapter_rank: int = 0
+    """With ``unfreeze_layers``: train rank-``adapter_rank`` adapters (LoRA) on those blocks instead of their
+    full weights (see ``emoscribe.training.adapters``); 0 tunes the full weights. Adapters usually want a larger
+    ``encoder_learning_rate`` than full weights (e.g. 1e-3 against 5e-5)."""
     attention_pooling: bool = False
     """Pool the top layer's frames with trained attention instead of plain mean and standard deviation."""
     unfreeze_epochs: int = 3
     """Epochs of the fine-tuning stage (each runs the top blocks on every training clip's frames)."""
     encoder_learning_rate: float = 5e-5
+    """Of the tuned encoder weights, or of their adapters."""
     head_learning_rate_scale: float = 0.1
     """Heads' learning rate in the fine-tuning stage, relative to ``learning_rate``: they have converged."""
     speaker_normalisation: bool = True
     """Standardise each clip's statistics by its speaker's earlier utterances (``emoscribe.training.references``);
-    the daemon keeps those per stream. Off for tuning the encoder's top, which it does not combine with."""
+    the daemon keeps those per stream."""
     max_reference: int = 20
     """Most earlier utterances a reference holds: training draws 0 to this many, and the daemon's running
     moments forget at this horizon."""
@@ -72,11 +77,8 @@ class TrainConfig:
     """Share of training references drawn from one emotion only, as a call's earlier utterances often are."""
 
     def __post_init__(self) -> None:
-        if self.speaker_normalisation and self.tunes_encoder_top:
-            raise ValueError(
-                "speaker_normalisation does not combine with tuning the encoder's top (unfreeze_layers, "
-                "attention_pooling) yet: set speaker_normalisation = false to tune it"
-            )
+        if self.adapter_rank < 0 or (self.adapter_rank and not self.unfreeze_layers):
+            raise ValueError("adapter_rank must be 0, or positive with unfreeze_layers (the blocks it adapts)")
         if self.max_reference < 1 or self.prior_clips <= 0:
             raise ValueError("max_reference must be at least 1 and prior_clips positive")
 
@@ -128,7 +130,7 @@ def train_heads(
     )
     sampler = None
     if heads.audio.reference is not None:
-        trained_on = ["clean", *(v for v in features.stats if v.startswith("augment-"))]
+        trained_on = training_variants(features)
         fit_priors(heads.audio.reference, features, records, train, trained_on, config.prior_clips)
         sampler = ReferenceSampler(records, train)
     heads.to(device)
@@ -152,9 +154,7 @@ def train_heads(
             ).to(device)
             reference = None
             if sampler is not None:
-                counts = rng.integers(0, config.max_reference + 1, len(rows))
-                alike = rng.random(len(rows)) < config.one_emotion_references
-                drawn = sampler.draw(features, rows, variants, counts, rng, alike)
+                drawn = sample_references(sampler, features, rows, variants, config, rng)
                 reference = tuple(t.to(device) for t in drawn)
             columns, positives = training_pairs(bank, records, rows, config, rng)
             with mixed_precision(device, config.mixed_precision):
@@ -192,11 +192,31 @@ def batch_loss(
     return config.contrastive_weight * clap + config.ser_weight * ser, clap, ser
 
 
+def sample_references(
+    sampler: ReferenceSampler,
+    features: FeatureSet,
+    rows: np.ndarray,
+    variants: Sequence[str],
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> Reference:
+    """Training references for a batch: 0 to ``max_reference`` other clips of each row's speaker, all of one
+    emotion for a share ``one_emotion_references`` of the rows."""
+    counts = rng.integers(0, config.max_reference + 1, len(rows))
+    alike = rng.random(len(rows)) < config.one_emotion_references
+    return sampler.draw(features, rows, variants, counts, rng, alike)
+
+
+def training_variants(features: FeatureSet) -> list[str]:
+    """The channel variants training reads: clean and the random telephone augmentations (``augment-*``)."""
+    return ["clean", *sorted(v for v in features.stats if v.startswith("augment-"))]
+
+
 def batch_variants(features: FeatureSet, n: int, telephone: float, rng: np.random.Generator) -> list[str]:
     """The variant each of ``n`` training rows is read from: clean, or with probability ``telephone`` a random
     telephone augmentation (the ``augment-*`` variants; the plain mu-law variant is kept for evaluation)."""
     chosen = ["clean"] * n
-    augmented = sorted(v for v in features.stats if v.startswith("augment-"))
+    augmented = training_variants(features)[1:]
     if not augmented:
         return chosen
     for i in np.flatnonzero(rng.random(n) < telephone):
