@@ -144,10 +144,14 @@ def test_tampered_bundle_is_refused(built, tmp_path) -> None:
         load_bundle(copy)
 
 
-@pytest.mark.parametrize("adapter_rank", [0, 2], ids=["full-weights", "adapters"])
-def test_a_tuned_encoder_top_is_exported_as_trained(tmp_path, demo_dir, adapter_rank) -> None:
+@pytest.mark.parametrize(
+    ("adapter_rank", "speaker_normalisation"), [(0, False), (2, True)], ids=["full-weights", "adapters+speaker"]
+)
+def test_a_tuned_encoder_top_is_exported_as_trained(
+    tmp_path, demo_dir, adapter_rank, speaker_normalisation
+) -> None:
     """Parts with a tuned top block (its weights, or low-rank adapters merged at build) and attentive pooling:
-    the bundle computes what training computed."""
+    the bundle computes what training computed, and hands the daemon's speaker moments the tuned statistics."""
     from emoscribe.training.ct2 import find_packaged_whisper
     from emoscribe.training.features import FeatureSet, encode
     from emoscribe.training.frames import FrameSet, encode_frames
@@ -159,7 +163,8 @@ def test_a_tuned_encoder_top_is_exported_as_trained(tmp_path, demo_dir, adapter_
     encoder = load_ct2_encoder(find_packaged_whisper("tiny.en"))
     logmel = LogMel(encoder.config.n_mels)
     torch.manual_seed(1)
-    heads = EmotionHeads(HeadConfig(n_layers=5, d_audio=384, d_text=384, n_classes=len(EMOTIONS))).eval()
+    head_config = HeadConfig(5, 384, 384, len(EMOTIONS), speaker_normalisation=speaker_normalisation)
+    heads = EmotionHeads(head_config).eval()
     top = EncoderTop(encoder, unfreeze_layers=1, attention=True, adapter_rank=adapter_rank)
     step = 0.5 if adapter_rank else 0.05  # an adapter's update B A is a product of two small matrices
     with torch.no_grad():
@@ -167,7 +172,10 @@ def test_a_tuned_encoder_top_is_exported_as_trained(tmp_path, demo_dir, adapter_
             parameter.add_(step * torch.randn_like(parameter))
     top.eval()
     config = TrainConfig(
-        unfreeze_layers=1, attention_pooling=True, adapter_rank=adapter_rank, speaker_normalisation=False
+        unfreeze_layers=1,
+        attention_pooling=True,
+        adapter_rank=adapter_rank,
+        speaker_normalisation=speaker_normalisation,
     )
     save_parts(tmp_path / "parts", heads, config, {"fixed_split": {}, "command": "test"}, ["ravdess-01"], top)
     bundle = load_bundle(build(tmp_path / "parts", tmp_path / "bundle"))
@@ -187,3 +195,6 @@ def test_a_tuned_encoder_top_is_exported_as_trained(tmp_path, demo_dir, adapter_
         frozen, _ = heads.audio(torch.from_numpy(features.stats["clean"]).float())
     assert np.abs(want.numpy() - frozen.numpy()).max() > 0.05, "the tuned top changes the embedding"
     assert np.abs(got.embeddings - want.numpy()).max() < 5e-3, "the cached statistics are fp16"
+    if speaker_normalisation:
+        assert "speaker_normalisation" in bundle.manifest
+        np.testing.assert_allclose(got.layer_stats, tuned.float().numpy(), rtol=0.01, atol=0.02)
