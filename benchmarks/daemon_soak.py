@@ -20,12 +20,11 @@ from machine import describe_machine
 
 from emoscribe.audio import load_audio
 from emoscribe.bundle import resolve_bundle
-from emoscribe.daemon.app import segmenter_factory
 from emoscribe.daemon.config import DaemonConfig, MetricsSettings, PublishSettings
 from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
 from emoscribe.daemon.frames import Frame, StreamInfo
-from emoscribe.daemon.frontend import InProcess
+from emoscribe.daemon.frontend import InProcess, segmenter_factory
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.service import Service

@@ -12,13 +12,12 @@ from fake_bundle import make_fake_bundle
 
 from emoscribe.audio import load_audio
 from emoscribe.bundle import load_bundle
-from emoscribe.daemon.app import segmenter_factory
 from emoscribe.daemon.batcher import BatchConfig
 from emoscribe.daemon.config import DaemonConfig, PublishSettings
 from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine import EngineOutput
 from emoscribe.daemon.frames import Frame, StreamInfo
-from emoscribe.daemon.frontend import InProcess
+from emoscribe.daemon.frontend import InProcess, segmenter_factory
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.service import Service

@@ -5,82 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
-from urllib.parse import urlparse
 
 from emoscribe.bundle import resolve_bundle
 from emoscribe.cues.binning import Binner
-from emoscribe.daemon.config import ConfigError, DaemonConfig
+from emoscribe.daemon.config import DaemonConfig
 from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
-from emoscribe.daemon.frontend import InProcess, Source
+from emoscribe.daemon.frontend import InProcess, Source, segmenter_factory
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import CurveKeys, Publisher
-from emoscribe.daemon.segmenter import Segmenter
 from emoscribe.daemon.service import Producer, Service
 from emoscribe.daemon.shards import ShardPool
+from emoscribe.daemon.sources import is_rtp, open_sources, rtp_address
 from emoscribe.daemon.speaker_reference import speaker_normaliser
 from emoscribe.daemon.udp_sockets import bind_udp, ssrc_socket_group
 
 log = logging.getLogger(__name__)
-
-
-def rtp_address(uri: str, index: int) -> tuple[str, int]:
-    """Host and port of ``rtp://HOST:PORT``."""
-    address = urlparse(uri)
-    if address.port is None:
-        raise ConfigError(f"sources[{index}]: {uri!r} needs a port, e.g. rtp://127.0.0.1:5004")
-    return address.hostname or "127.0.0.1", address.port
-
-
-def is_rtp(uri: str) -> bool:
-    return uri.partition(":")[0] == "rtp"
-
-
-def make_sources(config: DaemonConfig, sockets: Sequence[socket.socket]) -> list[Source]:
-    """Sources from their URIs: ``file:PATH``, ``mic:[DEVICE]``, ``stdin:[RATE]``, ``rtp://HOST:PORT``; the
-    RTP sources take the bound ``sockets`` in order."""
-    sources: list[Source] = []
-    rtp_sockets = iter(sockets)
-    for index, uri in enumerate(config.sources):
-        scheme, _, rest = uri.partition(":")
-        if scheme == "file":
-            from emoscribe.daemon.sources.file_source import FileSource
-
-            path = Path(rest)
-            if not path.is_file():
-                raise ConfigError(f"sources[{index}]: no such file {rest!r}")
-            sources.append(FileSource([path], f"file-{index}-{path.stem}", realtime=config.realtime))
-        elif scheme == "mic":
-            from emoscribe.daemon.sources.mic_source import MicSource
-
-            sources.append(MicSource(rest or None))
-        elif scheme == "stdin":
-            from emoscribe.daemon.sources.stdin_source import StdinSource
-
-            sources.append(StdinSource(rate=int(rest) if rest else 16_000))
-        elif scheme == "rtp":
-            from emoscribe.daemon.sources.rtp_source import RtpConfig, RtpSource
-
-            host, port = rtp_address(uri, index)
-            try:
-                rtp = RtpConfig(
-                    host=host,
-                    port=port,
-                    allow=config.rtp.allow or None,
-                    inactivity_timeout=config.rtp.inactivity_timeout_s,
-                    max_streams=config.rtp.max_streams,
-                    stream_key=config.rtp.stream_key,
-                )
-            except ValueError as error:
-                raise ConfigError(f"rtp: {error}") from error
-            sources.append(RtpSource(rtp, next(rtp_sockets)))
-        else:
-            raise ConfigError(f"sources[{index}]: unknown source {uri!r} (file:, mic:, stdin:, rtp://)")
-    return sources
 
 
 def make_producers(
@@ -93,24 +35,15 @@ def make_producers(
     interval = config.cues.partial_interval_s
     if config.workers == 1 or not rtp_uris:
         sockets = [bind_udp(*rtp_address(uri, index)) for index, uri in rtp_uris]
-        return [InProcess([*make_sources(config, sockets), *extra], make_segmenter, binner, interval)]
+        return [InProcess([*open_sources(config, sockets), *extra], make_segmenter, binner, interval)]
     others = replace(config, sources=tuple(uri for uri in config.sources if not is_rtp(uri)))
-    local = [*make_sources(others, ()), *extra]
+    local = [*open_sources(others, ()), *extra]
     groups = [ssrc_socket_group(*rtp_address(uri, index), config.workers) for index, uri in rtp_uris]
     rtp_only = replace(config, sources=tuple(uri for _, uri in rtp_uris))
     producers: list[Producer] = [ShardPool(rtp_only, binner, groups, json_logs)]
     if local:
         producers.append(InProcess(local, make_segmenter, binner, interval))
     return producers
-
-
-def segmenter_factory(config: DaemonConfig) -> Callable[[str], Segmenter]:
-    """A new segmenter (with its own VAD state) per stream; the VAD is tried once here, at start."""
-    try:
-        config.segmenter.make_vad()
-    except (ValueError, FileNotFoundError) as error:
-        raise ConfigError(f"segmenter: {error}") from error
-    return lambda stream: Segmenter(stream, config.segmenter, config.segmenter.make_vad())
 
 
 def build_service(config: DaemonConfig, echo: Callable[[str, dict], None] | None = None) -> Service:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import logging
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -18,32 +16,9 @@ from rich.console import Console
 
 from emoscribe.bundle import BundleError, default_bundle_path
 from emoscribe.daemon.config import ConfigError, load_config
+from emoscribe.logs import configure_logging
 
 log = logging.getLogger("emoscribe")
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log record, for journald and log shippers."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "process": record.processName,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(level: str | int, json_logs: bool) -> None:
-    """Plain or JSON-lines logs on stderr; the process name tells workers of a sharded daemon apart."""
-    handler = logging.StreamHandler(sys.stderr)
-    plain = logging.Formatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
-    handler.setFormatter(JsonFormatter() if json_logs else plain)
-    logging.basicConfig(level=level.upper() if isinstance(level, str) else level, handlers=[handler], force=True)
 
 
 def _ensure_default_bundle(spec: str) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from emoscribe.cues import CueTracker, extract_cues
 from emoscribe.cues.binning import Binner
 from emoscribe.cues.model import Cues
+from emoscribe.daemon.config import ConfigError, DaemonConfig
 from emoscribe.daemon.frames import Frame, FrameSink, StreamInfo
 from emoscribe.daemon.segmenter import Segmenter, SpeechAudio, SpeechStarted, UtteranceDropped, UtteranceEnded
 
@@ -75,6 +76,15 @@ class _Stream:
     utterance_start: float = 0.0
     next_partial: float = 0.0
     position: float = 0.0
+
+
+def segmenter_factory(config: DaemonConfig) -> Callable[[str], Segmenter]:
+    """A new segmenter (with its own VAD state) per stream; the VAD is tried once here, at start."""
+    try:
+        config.segmenter.make_vad()
+    except (ValueError, FileNotFoundError) as error:
+        raise ConfigError(f"segmenter: {error}") from error
+    return lambda stream: Segmenter(stream, config.segmenter, config.segmenter.make_vad())
 
 
 class Frontend:

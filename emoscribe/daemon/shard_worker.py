@@ -24,7 +24,9 @@ import zmq
 from emoscribe.cues.binning import Binner
 from emoscribe.daemon.config import DaemonConfig
 from emoscribe.daemon.frames import StreamInfo
-from emoscribe.daemon.frontend import Frontend, ReadyUtterance, run_sources
+from emoscribe.daemon.frontend import Frontend, ReadyUtterance, run_sources, segmenter_factory
+from emoscribe.daemon.sources import open_sources
+from emoscribe.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +109,10 @@ class LinkDownstream:
 
 def worker_main(spec: WorkerSpec) -> None:
     """Entry point of a worker process (spawned: it shares no state with the main process but its sockets)."""
-    from emoscribe.daemon.app import make_sources, segmenter_factory
-    from emoscribe.daemon.commands import configure_logging
-
     configure_logging(spec.log_level, spec.json_logs)
     link = LinkDownstream(spec.endpoint, spec.index)
     try:
-        sources = make_sources(spec.config, list(spec.sockets))
+        sources = open_sources(spec.config, list(spec.sockets))
         frontend = Frontend(segmenter_factory(spec.config), spec.binner, spec.config.cues.partial_interval_s, link)
         link.send(READY, spec.index)
         asyncio.run(_serve(spec, sources, frontend, link))
