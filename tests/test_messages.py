@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from emoscribe.messages import (
+    Alert,
     Heartbeat,
     MessageError,
     PartialCues,
@@ -36,11 +37,22 @@ EXAMPLES = [
         cues={"duration_s": 1.5, "f0_median_hz": 180.0},
         emotion={"label": "angry", "confidence": 0.8, "posteriors": {"angry": 0.8, "calm": 0.2}},
         prompts=[{"text": "high pitch anger", "family": "pitch", "score": 0.4}],
-        queries=[{"text": "an agitated customer", "score": 0.3}],
+        queries=[{"id": "1a2b3c4d", "text": "an agitated customer", "score": 0.3, "threshold": 0.6}],
         tokens={"pitch": "high"},
         concepts={"energy": "high"},
         caption="A man says something angrily.",
         latency={"cues_ms": 3.0, "end_to_publish_ms": 12.0},
+    ),
+    Alert(
+        stream="rtp-0000abcd",
+        start=3.0,
+        end=4.5,
+        query_id="1a2b3c4d",
+        text="an agitated customer",
+        score=0.71,
+        threshold=0.6,
+        state="enter",
+        utterance_seq=12,
     ),
     Heartbeat(start=0.0, end=5.0, active_streams=3, uptime_s=5.0, queue_depth=1, dropped={"engine_queue_full": 0}),
 ]

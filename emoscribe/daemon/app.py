@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import zmq
 
@@ -14,11 +15,13 @@ from emoscribe.bundle import resolve_bundle
 from emoscribe.cues.binning import Binner
 from emoscribe.curve import CurveError, CurveServer
 from emoscribe.daemon.config import ConfigError, DaemonConfig
+from emoscribe.daemon.control import ControlServer
 from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
 from emoscribe.daemon.frontend import InProcess, Source, segmenter_factory
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
+from emoscribe.daemon.queries import QueryError, QueryStore
 from emoscribe.daemon.service import Producer, Service
 from emoscribe.daemon.shards import ShardPool
 from emoscribe.daemon.sources import is_rtp, open_sources, rtp_address
@@ -57,8 +60,14 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
     engine.warm_up(config.batch.max_batch)
     normaliser = speaker_normaliser(bundle, config.engine.speaker_normalisation)
     describer = Describer(bundle, config.describe.top_k, config.describe.min_confidence)
-    if config.describe.queries:
-        describer.set_queries(config.describe.queries, engine.embed_texts(config.describe.queries))
+    try:
+        queries = QueryStore(
+            engine.embed_texts if bundle.has_text_tower else None,
+            Path(config.queries.file) if config.queries.file else None,
+            config.queries.max_queries,
+        )
+    except QueryError as error:
+        raise ConfigError(f"queries.file: {error}") from error
     metrics = Metrics()
     if config.metrics.enabled:
         metrics.serve(config.metrics.host, config.metrics.port)
@@ -71,6 +80,9 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
         except CurveError as error:
             raise ConfigError(f"publish: {error}") from error
     publisher = Publisher(config.publish.endpoint, config.publish.send_hwm, curve, echo=echo)
+    control = None
+    if config.control.enabled:
+        control = ControlServer(config.control.endpoint, curve, zmq.Context.instance())
     log.info(
         "bundle %s, engine %s (%s), speaker normalisation %s, publishing on %s",
         bundle.path,
@@ -79,7 +91,7 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
         f"over {bundle.speaker_horizon} utterances" if normaliser is not None else "off",
         publisher.endpoint,
     )
-    return Service(config, engine, describer, publisher, metrics, normaliser, curve)
+    return Service(config, engine, describer, publisher, metrics, normaliser, curve, queries, control)
 
 
 async def serve(service: Service, producers: Sequence[Producer]) -> bool:

@@ -1,8 +1,7 @@
-"""From model outputs and cues to what a subscriber reads: emotion, prompts, queries, tokens, caption."""
+"""From model outputs and cues to what a subscriber reads: emotion, prompts, tokens, caption."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Describer:
-    """Holds the prompt bank and the user's queries (as joint-space embeddings) and the bundle's cue thresholds."""
+    """Holds the prompt bank (as joint-space embeddings) and the bundle's cue thresholds."""
 
     def __init__(self, bundle: Bundle, top_k: int = 3, min_confidence: float = 0.35) -> None:
         bank = np.load(bundle.file("prompts.npz"))
@@ -42,13 +41,6 @@ class Describer:
         self.binner = QuantileBinner.from_document(thresholds["quantile_bins"])
         self.relative = SpeakerRelativeBinner()
         self.concepts = ConceptTokenizer(thresholds["concepts"]["edges"])
-        self.query_texts: list[str] = []
-        self.queries = np.zeros((0, self.bank.shape[1]), dtype=np.float32)
-
-    def set_queries(self, texts: Sequence[str], embeddings: np.ndarray) -> None:
-        """Replace the user's natural-language queries (embedded by the engine's text tower)."""
-        self.query_texts = list(texts)
-        self.queries = embeddings.astype(np.float32).reshape(len(texts), -1)
 
     def describe(
         self,
@@ -64,7 +56,6 @@ class Describer:
         tokens = self.binner.tokens(cues, context)
         emotion: dict[str, Any] = {"label": None, "confidence": 0.0, "posteriors": {}}
         prompts: list[dict[str, Any]] = []
-        queries: list[dict[str, Any]] = []
         if embedding is not None and logits is not None:
             posteriors = softmax(logits.astype(np.float64))
             best = int(posteriors.argmax())
@@ -86,15 +77,10 @@ class Describer:
                         "score": float(scores[index]),
                     }
                 )
-            queries = [
-                {"text": text, "score": float(score)}
-                for text, score in zip(self.query_texts, self.queries @ embedding, strict=True)
-            ]
         relative = self.relative.tokens(cues, context) if baseline is not None else {}
         return {
             "emotion": emotion,
             "prompts": prompts,
-            "queries": queries,
             "tokens": {family: token.level for family, token in tokens.items()}
             | {f"{family}_vs_usual": token.level for family, token in relative.items()},
             "concepts": self.concepts.tokens(cues),

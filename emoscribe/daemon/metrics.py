@@ -38,6 +38,9 @@ class Metrics:
         self.messages = Counter("emoscribe_messages_total", "Messages published", ["kind"], registry=r)
         self.drops = Counter("emoscribe_drops_total", "Work dropped on purpose", ["reason"], registry=r)
         self.errors = Counter("emoscribe_errors_total", "Rejected input and failures", ["reason"], registry=r)
+        self.control_requests = Counter(
+            "emoscribe_control_requests_total", "Requests on the control socket", ["outcome"], registry=r
+        )
         self.active_streams = Gauge("emoscribe_active_streams", "Streams currently open", registry=r)
         self.queue_depth = Gauge("emoscribe_queue_depth", "Utterances waiting for the engine", registry=r)
         self.batch_size = Histogram(
