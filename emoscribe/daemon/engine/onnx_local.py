@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from emoscribe.bundle import STATS_OUTPUT, Bundle
-from emoscribe.daemon.engine import EngineOutput
+from emoscribe.daemon.engine.protocol import EngineOutput
 
 log = logging.getLogger(__name__)
 
