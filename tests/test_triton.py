@@ -7,14 +7,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fake_bundle import make_fake_bundle
 from google.protobuf import text_format
-from test_daemon_e2e import collect, conversation, free_port, start_daemon, stream_ended
+from test_daemon_e2e import collect, conversation, start_daemon, stream_ended
+from triton_launch import ServerStartError, free_port, running_server
 from tritonclient.grpc import model_config_pb2
 
 from emoscribe.bundle import load_bundle
@@ -22,14 +23,6 @@ from emoscribe.daemon.config import ConfigError, load_config
 from emoscribe.daemon.engine import open_engine
 from emoscribe.daemon.engine.triton import TritonError
 from emoscribe.export.triton import MAX_BATCH, write_repository
-
-ROOT = Path(__file__).resolve().parents[1]
-SERVER = Path(__file__).with_name("triton_server.py")
-START_TIMEOUT_S = 180.0
-
-
-def triton_python() -> Path:
-    return Path(os.environ.get("EMOSCRIBE_TRITON_PYTHON", ROOT / ".venv-triton" / "bin" / "python"))
 
 
 @pytest.fixture(scope="module")
@@ -47,37 +40,13 @@ def repository(bundles, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def triton_url(repository: Path, tmp_path_factory):
-    """A Triton server on free loopback ports, up until the module's tests are done."""
-    python = triton_python()
-    if not python.exists():
-        pytest.skip(
-            f"Triton server cannot start: no {python} (python3 -m venv .venv-triton && .venv-triton/bin/pip "
-            "install nvidia-pytriton==0.7.0 onnxruntime; .ci/run does this)"
-        )
-    ports = [free_port() for _ in range(3)]
-    workspace = tmp_path_factory.mktemp("pytriton")
-    log = workspace.parent / "server.log"
-    with log.open("w") as sink:
-        server = subprocess.Popen(
-            [str(python), str(SERVER), str(repository), *map(str, ports), str(workspace / "w")],
-            stdin=subprocess.PIPE,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while "ready" not in log.read_text().splitlines():
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.skip(f"Triton server cannot start: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield f"127.0.0.1:{ports[0]}"
-    server.stdin.close()
+def triton_url(repository: Path, tmp_path_factory) -> Iterator[str]:
+    """A Triton server up until the module's tests are done."""
     try:
-        server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.kill()
+        with running_server(repository, tmp_path_factory.mktemp("triton")) as url:
+            yield url
+    except ServerStartError as error:
+        pytest.skip(f"Triton server cannot start: {error}")
 
 
 def test_repository_models_carry_batching_and_the_bundles_checksum(bundles, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """A real Triton Inference Server for tests, serving a model repository written by ``emoscribe export --triton``.
 
-Runs under the interpreter of ``.venv-triton`` (``nvidia-pytriton``, which needs numpy < 2):
+Runs under the interpreter of ``.venv-triton`` (``nvidia-pytriton``, which needs numpy < 2); ``triton_launch``
+starts it:
 
     .venv-triton/bin/python tests/triton_server.py REPOSITORY GRPC_PORT HTTP_PORT METRICS_PORT WORKSPACE
 
