@@ -6,7 +6,8 @@ Writes the bundle's Triton repository (fp32: the stand-in server runs ONNX Runti
 folder, serves it with the pytriton server of ``tests/triton_server.py`` (needs ``.venv-triton``, see README),
 and prints the largest difference between the two engines' outputs on the demo clips and on run-time queries,
 then the CPU time this process spends per utterance with each engine (process CPU time: ONNX Runtime's threads
-included, the server's process not), which is what a daemon node saves by sending its inference to a pool.
+included, the server's process not), which is what a daemon node saves by sending its inference to a pool, and
+what the speaker graph, which stays on the node, costs it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from machine import describe_machine
 from emoscribe.audio import load_audio
 from emoscribe.bundle import resolve_bundle
 from emoscribe.daemon.engine import Engine, open_engine
+from emoscribe.daemon.speaker_reference import speaker_normaliser
 from emoscribe.demo import demo_clips
 from emoscribe.export.triton import write_repository
 
@@ -77,6 +79,18 @@ def main() -> None:
                     f"{label}: {cpu:.2f} CPU-ms per 3 s utterance in this process, {wall:.2f} ms wall "
                     f"(batches of {args.batch}, {args.batches} batches)"
                 )
+            normaliser = speaker_normaliser(bundle)
+            if normaliser is not None:
+                stats = local.infer(utterances[:1]).layer_stats
+                for size in (1, 8, 32):
+                    rows = np.repeat(stats, size, axis=0)
+                    cpu = time.process_time()
+                    for _ in range(200):
+                        normaliser.judge([None] * size, rows)
+                    per_utterance = 1000 * (time.process_time() - cpu) / (200 * size)
+                    print(
+                        f"speaker graph on this node: {per_utterance:.3f} CPU-ms per utterance, batches of {size}"
+                    )
 
 
 if __name__ == "__main__":

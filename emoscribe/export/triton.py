@@ -6,7 +6,7 @@ model parameters, which any Triton client can read (``GetModelConfig``); the dae
 bundle at start, so a node never mixes a server's tower with another bundle's prompts and speaker graph.
 Several bundles can share one repository (and one pool): their model names differ.
 
-The speaker graph is not served: it costs the daemon 0.02-0.08 CPU-ms per utterance (tiny.en), no more than
+The speaker graph is not served: it costs the daemon 0.03-0.18 CPU-ms per utterance (tiny.en), about what
 sending its 46 kB of inputs to the server would, a second round trip per batch would only add latency, and its
 inputs are the daemon's per-stream state anyway. Torch-free; reading the graphs' inputs and outputs needs
 ``onnx``.
