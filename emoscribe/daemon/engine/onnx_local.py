@@ -25,6 +25,17 @@ BUCKET_SAMPLES = 8_000
 an engine per shape profile; CUDA allocations get reused)."""
 
 
+def pad_batch(utterances: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The towers' inputs: utterances zero-padded to a common multiple of :data:`BUCKET_SAMPLES`, and their
+    lengths. The encoder sees the padding, so every engine pads alike to give the same outputs."""
+    lengths = np.array([u.size for u in utterances], dtype=np.int64)
+    width = int(-(-lengths.max() // BUCKET_SAMPLES) * BUCKET_SAMPLES)
+    waveform = np.zeros((len(utterances), width), dtype=np.float32)
+    for row, samples in enumerate(utterances):
+        waveform[row, : samples.size] = samples
+    return waveform, lengths
+
+
 def open_session(path: str, device: str, threads: int) -> ort.InferenceSession:
     """A session on the first provider of the preference that actually starts; each fallback is logged.
 
@@ -76,11 +87,7 @@ class OnnxEngine:
             self.infer([np.zeros(int(seconds * 16_000), dtype=np.float32)] * batch)
 
     def infer(self, utterances: Sequence[np.ndarray]) -> EngineOutput:
-        lengths = np.array([u.size for u in utterances], dtype=np.int64)
-        width = int(-(-lengths.max() // BUCKET_SAMPLES) * BUCKET_SAMPLES)
-        waveform = np.zeros((len(utterances), width), dtype=np.float32)
-        for row, samples in enumerate(utterances):
-            waveform[row, : samples.size] = samples
+        waveform, lengths = pad_batch(utterances)
         if self.on_gpu:
             binding = self.session.io_binding()
             binding.bind_cpu_input("waveform", waveform)

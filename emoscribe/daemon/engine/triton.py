@@ -10,13 +10,12 @@ equal width from many daemons.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
 
 from emoscribe.bundle import STATS_OUTPUT, Bundle
-from emoscribe.daemon.engine.onnx_local import BUCKET_SAMPLES
+from emoscribe.daemon.engine.onnx_local import pad_batch
 from emoscribe.daemon.engine.protocol import EngineOutput
 from emoscribe.export.triton import (
     BUNDLE_PARAMETER,
@@ -31,10 +30,8 @@ try:
     from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 except ImportError as missing:  # the extra is optional; say how to get it
     raise RuntimeError(
-        '[engine] backend = "triton" needs the Triton client: pip install "emoscribe[triton]"'
+        '[engine] backend = "triton" needs the Triton client (the triton extra): pip install "tritonclient[grpc]"'
     ) from missing
-
-log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
@@ -106,11 +103,7 @@ class TritonEngine:
             raise TritonError(f"Triton at {self.url}: {self.audio_model} failed: {error.message()}") from None
 
     def infer(self, utterances: Sequence[np.ndarray]) -> EngineOutput:
-        lengths = np.array([u.size for u in utterances], dtype=np.int64)
-        width = int(-(-lengths.max() // BUCKET_SAMPLES) * BUCKET_SAMPLES)
-        waveform = np.zeros((len(utterances), width), dtype=np.float32)
-        for row, samples in enumerate(utterances):
-            waveform[row, : samples.size] = samples
+        waveform, lengths = pad_batch(utterances)
         named: dict[str, list[np.ndarray]] = {name: [] for name in self.outputs}
         for start in range(0, len(utterances), self.max_batch):
             rows = slice(start, start + self.max_batch)
