@@ -17,7 +17,7 @@ from emoscribe.curve import CurveError, CurveServer
 from emoscribe.daemon.config import ConfigError, DaemonConfig
 from emoscribe.daemon.control import ControlServer
 from emoscribe.daemon.describe import Describer
-from emoscribe.daemon.engine.onnx_local import OnnxEngine
+from emoscribe.daemon.engine import open_engine
 from emoscribe.daemon.frontend import InProcess, Source, segmenter_factory
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
@@ -56,7 +56,15 @@ def make_producers(
 def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None = None) -> Service:
     """Everything but the sources, opened and checked: bad bundle, busy port or bad key fail here, at start."""
     bundle = resolve_bundle(config.engine.bundle)
-    engine = OnnxEngine(bundle, config.engine.device, config.engine.variant, config.engine.threads)
+    settings = config.engine
+    engine = open_engine(
+        bundle,
+        settings.backend,
+        url=settings.url,
+        device=settings.device,
+        variant=settings.variant,
+        threads=settings.threads,
+    )
     engine.warm_up(config.batch.max_batch)
     normaliser = speaker_normaliser(bundle, config.engine.speaker_normalisation)
     describer = Describer(bundle, config.describe.top_k, config.describe.min_confidence)

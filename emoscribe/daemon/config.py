@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from emoscribe.daemon.batcher import BatchConfig
+from emoscribe.daemon.engine import BACKENDS
 from emoscribe.daemon.segmenter import SegmenterConfig
 from emoscribe.messages import DEFAULT_CONTROL_ENDPOINT, DEFAULT_ENDPOINT
 
@@ -36,6 +37,15 @@ class EngineSettings:
     speaker_normalisation: bool = True
     """Judge each utterance against its stream's earlier ones, where the bundle can (one speaker per stream,
     as on a call leg); turn off for a source that mixes speakers in one stream."""
+    backend: str = "local"
+    """``local``: ONNX Runtime in this process (``device``, ``threads``); ``triton``: the towers on a Triton
+    Inference Server at ``url``, written there by ``emoscribe export --triton``."""
+    url: str = "127.0.0.1:8001"
+    """The Triton server's gRPC address, ``host:port``."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
 
 @dataclass(frozen=True, slots=True)
