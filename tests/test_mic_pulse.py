@@ -4,6 +4,7 @@ speech played into it with ``paplay``, and the daemon recording the sink's monit
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +217,46 @@ def test_a_missing_device_is_one_start_up_line_naming_those_there_are(pulse: Pul
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "no input audio device matches 'no-such-mic'" in lines[0] and "'pulse' (ALSA" in lines[0]
+
+
+STALLED_LOOP = """
+import asyncio, json, time
+from emoscribe.daemon.sources.mic_source import MicSource
+
+class Sink:
+    frames = []
+    def stream_started(self, info): pass
+    def frame(self, frame): self.frames.append((frame.start, frame.samples.size))
+    def stream_ended(self, stream, reason): self.reason = reason
+
+async def main():
+    source, sink, stop = MicSource("pulse", max_pending_blocks=5), Sink(), asyncio.Event()
+    task = asyncio.create_task(source.run(sink, stop))
+    began = time.monotonic()
+    await asyncio.sleep(0.5)
+    time.sleep(1.0)  # the event loop stalls; PortAudio's thread must not
+    await asyncio.sleep(0.5)
+    stop.set()
+    await task
+    print(json.dumps({"rejected": source.rejected, "frames": sink.frames, "reason": sink.reason,
+                      "seconds": time.monotonic() - began}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_stalled_event_loop_costs_counted_blocks_not_stream_time(pulse: PulseServer) -> None:
+    """The real PortAudio callback thread against an event loop that stops for a second, with room for five
+    blocks: the rest are counted as dropped and stand as silence, so stream time still follows the clock."""
+    result = subprocess.run([sys.executable, "-c", STALLED_LOOP], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["reason"] == "shutdown"
+    assert 30 <= report["rejected"]["queue_full"] <= 55, report["rejected"]  # about 1.0 s of 20 ms blocks - 5
+    frames = report["frames"]
+    assert all(abs(b[0] - (a[0] + a[1] / RATE)) < 1e-9 for a, b in pairwise(frames))
+    recorded = frames[-1][0] + frames[-1][1] / RATE
+    assert abs(recorded - report["seconds"]) < 0.25, (recorded, report["seconds"])
 
 
 def test_the_microphone_hears_what_the_file_source_reads(
