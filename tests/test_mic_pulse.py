@@ -4,6 +4,8 @@ speech played into it with ``paplay``, and the daemon recording the sink's monit
 
 from __future__ import annotations
 
+import ctypes.util
+import importlib.util
 import json
 import os
 import re
@@ -20,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fake_bundle import make_fake_bundle
-from test_daemon_e2e import collect, speech_only, start_daemon
+from test_daemon_e2e import collect, run_fails, speech_only, start_daemon
 
 from emoscribe.audio import load_audio
 
@@ -39,10 +41,11 @@ if shutil.which("pulseaudio") is None or shutil.which("paplay") is None:
         ".ci/run does)",
         allow_module_level=True,
     )
-try:
-    import sounddevice  # noqa: F401  (only whether it loads: PortAudio is enumerated in the daemon's process)
-except (ImportError, OSError) as error:
-    pytest.skip(f"sounddevice/PortAudio unavailable ({error}); pip install '.[mic]'", allow_module_level=True)
+if importlib.util.find_spec("sounddevice") is None or ctypes.util.find_library("portaudio") is None:
+    pytest.skip(
+        "sounddevice or PortAudio missing (pip install '.[mic]'; apt-get install libportaudio2)",
+        allow_module_level=True,
+    )
 
 
 class PulseServer:
@@ -119,16 +122,37 @@ class PulseServer:
             process.wait(timeout=10)
 
 
+def point_at(server: PulseServer, monkeypatch: pytest.MonkeyPatch) -> PulseServer:
+    """This process's environment, inherited by the daemons the test starts, names the server and its null
+    sink's monitor."""
+    monkeypatch.setenv("PULSE_SERVER", server.env["PULSE_SERVER"])
+    monkeypatch.setenv("PULSE_SOURCE", "emo.monitor")
+    return server
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory) -> Iterator[PulseServer]:
+    server = PulseServer(tmp_path_factory.mktemp("pulse"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
 @pytest.fixture
-def pulse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PulseServer]:
-    """The server, and this process's environment pointing the daemons the test starts at its null sink's
-    monitor."""
+def pulse(shared_server: PulseServer, monkeypatch: pytest.MonkeyPatch) -> PulseServer:
+    """The module's server, for tests that leave it as they found it."""
+    return point_at(shared_server, monkeypatch)
+
+
+@pytest.fixture
+def own_pulse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PulseServer]:
+    """A server of the test's own, for tests that unload its sink or kill it."""
     server = PulseServer(tmp_path / "pulse")
     try:
         server.start()
-        monkeypatch.setenv("PULSE_SERVER", server.env["PULSE_SERVER"])
-        monkeypatch.setenv("PULSE_SOURCE", "emo.monitor")
-        yield server
+        yield point_at(server, monkeypatch)
     finally:
         server.close()
 
@@ -197,26 +221,8 @@ def test_no_sound_server_lists_no_devices_in_one_line(tmp_path: Path) -> None:
 
 
 def test_a_missing_device_is_one_start_up_line_naming_those_there_are(pulse: PulseServer, bundle: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "emoscribe",
-            "run",
-            "--bundle",
-            str(bundle),
-            "--source",
-            "mic:no-such-mic",
-            "--no-metrics",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "no input audio device matches 'no-such-mic'" in lines[0] and "'pulse' (ALSA" in lines[0]
+    line = run_fails("--bundle", str(bundle), "--source", "mic:no-such-mic", "--no-metrics")
+    assert "no input audio device matches 'no-such-mic'" in line and "0: 'pulse' (ALSA, 44100 Hz)" in line
 
 
 STALLED_LOOP = """
@@ -302,17 +308,17 @@ def test_the_microphone_hears_what_the_file_source_reads(
 
 @pytest.mark.parametrize("how", ["kill the server", "unload the sink"])
 def test_a_device_lost_mid_run_ends_its_stream_and_the_file_source_goes_on(
-    pulse: PulseServer, bundle: Path, speech: Path, tmp_path: Path, how: str
+    own_pulse: PulseServer, bundle: Path, speech: Path, tmp_path: Path, how: str
 ) -> None:
     process, subscriber = start_daemon(bundle, tmp_path, "mic:pulse", f"file:{speech}", realtime=True)
     messages = collect(subscriber, started("mic"), timeout=60)
-    pulse.play(speech)
+    own_pulse.play(speech)
     messages += collect(subscriber, lambda ms: len(utterances(ms, "mic")) >= 1, timeout=20)
     assert utterances(messages, "mic"), "the mic is heard before it is lost"
     if how == "kill the server":
-        pulse.kill()
+        own_pulse.kill()
     else:
-        assert pulse.pactl("unload-module", "module-null-sink").returncode == 0
+        assert own_pulse.pactl("unload-module", "module-null-sink").returncode == 0
     messages += collect(subscriber, lambda ms: ended(ms, "mic") is not None, timeout=10)
     lost = ended(messages, "mic")
     assert lost is not None and lost["reason"] == "device_lost"
