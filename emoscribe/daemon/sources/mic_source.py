@@ -154,9 +154,7 @@ class MicSource:
         except sd.PortAudioError as error:
             if stream is not None:
                 stream.close(ignore_errors=True)
-            message, code = (*error.args, None)[:2]
-            why = f"{message} (busy: another program may hold it)" if code == DEVICE_UNAVAILABLE else message
-            raise MicError(f"mic: cannot open input device {self.device.describe()}: {why}") from error
+            raise MicError(f"mic: cannot open input device {self.device.describe()}: {_why(error)}") from error
         return stream
 
     async def _pump(
@@ -188,3 +186,14 @@ class MicSource:
             sink.frame(Frame(self.name, self._position / SAMPLE_RATE, samples))
             self._position += samples.size
             self.frames += 1
+
+
+def _why(error: Exception) -> str:
+    """PortAudio's message, the host API's own words where it gave some, and what ``paDeviceUnavailable`` means."""
+    message, code, host = (*error.args, None, None)[:3]  # host: (host API type, its error code, its text)
+    why = str(message)
+    if host and host[2]:
+        why += f" ({host[2]})"
+    if code == DEVICE_UNAVAILABLE:
+        why += " (busy: another program may hold it)"
+    return why
