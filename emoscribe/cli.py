@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from emoscribe.clients.dashboard.command import dashboard_command
 from emoscribe.clients.listen import listen_command
 from emoscribe.clients.record import record_command
 from emoscribe.cues.commands import cues_command, fit_bins_command
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.command("run")(run_command)
 app.command("listen")(listen_command)
 app.command("record")(record_command)
+app.command("dashboard")(dashboard_command)
 app.command("cues")(cues_command)
 app.command("fit-bins")(fit_bins_command)
 app.command("train")(train_command)

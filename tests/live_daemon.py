@@ -27,7 +27,9 @@ class LiveDaemon:
 
 
 @contextlib.contextmanager
-def live_daemon(bundle: Path, folder: Path, *arguments: str, endpoint: str | None = None) -> Iterator[LiveDaemon]:
+def live_daemon(
+    bundle: Path | str, folder: Path, *arguments: str, endpoint: str | None = None
+) -> Iterator[LiveDaemon]:
     """The daemon with ``arguments`` (sources, ``--demo``) publishing on ``endpoint`` (a free port if none),
     serving metrics on a free port, logging to ``folder/daemon.log``; stopped with SIGTERM on exit. An RTP
     source keeps it running after its files end."""
