@@ -46,11 +46,16 @@ def live_daemon(
     try:
         yield LiveDaemon(process, endpoint, f"http://127.0.0.1:{metrics_port}/metrics", folder / "daemon.log")
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, signal.SIGTERM, 20)
         log.close()
+
+
+def stop(process: subprocess.Popen, signum: int, timeout: float) -> None:
+    """Ask with ``signum``, wait ``timeout`` seconds, then kill."""
+    if process.poll() is None:
+        process.send_signal(signum)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

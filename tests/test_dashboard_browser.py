@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import zmq
 from fake_bundle import make_fake_bundle
-from live_daemon import free_port, live_daemon
+from live_daemon import free_port, live_daemon, stop
 
 from emoscribe.clients.subscriber import Subscriber
 
@@ -55,13 +55,10 @@ def dashboard(endpoint: str, metrics_url: str = "") -> Iterator[str]:
         line = process.stdout.readline()
         assert "http://" in line, process.stderr.read() if process.poll() is not None else line
         yield line.split()[2]
-    finally:
         process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        assert process.wait(timeout=10) == 0, "SIGINT stops the dashboard, its pages' event streams open"
+    finally:
+        stop(process, signal.SIGINT, 10)
 
 
 def open_page(browser, url: str):

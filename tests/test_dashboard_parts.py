@@ -96,10 +96,18 @@ def test_relay_replays_history_and_bounds_a_slow_page() -> None:
         assert replayed[-1][0] == "health"
         for seq in range(4, 14):
             relay.message("cues.a", {"stream": "a", "seq": seq})
-        assert late.qsize() == 6 and relay.dropped == 4, "the slow page lost what did not fit, counted"
+        assert late.qsize() == 7 and relay.dropped == 3, "the slow page lost what did not fit, counted"
         relay.detach(late)
         relay.message("cues.a", {"stream": "a", "seq": 14})
-        assert late.qsize() == 6
+        assert late.qsize() == 7
+
+        page = relay.attach()
+        relay.close()  # shutting down: every open stream ends, even a full one, and nothing more goes out
+        relay.message("cues.a", {"stream": "a", "seq": 15})
+        events = [page.get_nowait() for _ in range(page.qsize())]
+        assert events[-1] is None and all(e is not None for e in events[:-1])
+        after = relay.attach()
+        assert [after.get_nowait() for _ in range(after.qsize())][-1] is None
 
     asyncio.run(scenario())
     with pytest.raises(ValueError, match="history"):

@@ -56,8 +56,10 @@ def create_app(settings: DashboardSettings) -> Starlette:
             await asyncio.sleep(settings.scrape_interval_s)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        feed.start(asyncio.get_running_loop(), relay.message)
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        app.state.close_pages = lambda: loop.call_soon_threadsafe(relay.close)
+        feed.start(loop, relay.message)
         scraper = asyncio.create_task(scrape_forever())
         try:
             yield
@@ -73,11 +75,13 @@ def create_app(settings: DashboardSettings) -> Starlette:
                 yield "retry: 1000\n\n"
                 while True:
                     try:
-                        name, data = await asyncio.wait_for(queue.get(), KEEP_ALIVE_S)
+                        event = await asyncio.wait_for(queue.get(), KEEP_ALIVE_S)
                     except TimeoutError:
                         yield ": keep-alive\n\n"
                         continue
-                    yield f"event: {name}\ndata: {data}\n\n"
+                    if event is None:
+                        return
+                    yield f"event: {event[0]}\ndata: {event[1]}\n\n"
             finally:
                 relay.detach(queue)
 
@@ -109,4 +113,6 @@ def create_app(settings: DashboardSettings) -> Starlette:
         Route("/vendor/plotly.min.js", plotting),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.close_pages = lambda: None  # until the app starts
+    return app

@@ -4,9 +4,11 @@ The web stack is imported only here, when the command runs, so ``emoscribe`` wor
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -87,5 +89,13 @@ def dashboard_command(
     address = sock.getsockname()
     where = f"[{address[0]}]" if sock.family == socket.AF_INET6 else address[0]
     print(f"emoscribe dashboard: http://{where}:{address[1]}/ (daemon {endpoint})", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-    server.run(sockets=[sock])
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            """On SIGINT/SIGTERM also end the pages' event streams, which would hold up the shutdown."""
+            super().handle_exit(sig, frame)
+            app.state.close_pages()
+
+    server = Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn raises the signal it shut down for, once done
+        server.run(sockets=[sock])

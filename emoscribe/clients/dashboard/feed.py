@@ -18,6 +18,7 @@ from typing import Any
 from emoscribe.clients.subscriber import Subscriber
 
 Event = tuple[str, str]  # (SSE event name, JSON data)
+PageQueue = asyncio.Queue[Event | None]  # None: the server is closing, end the page's stream
 
 
 class Relay:
@@ -28,7 +29,8 @@ class Relay:
             raise ValueError(f"history ({history}) must be between 0 and the page queue ({page_queue})")
         self._history: deque[Event] = deque(maxlen=history)
         self._latest_health: Event | None = None
-        self._pages: set[asyncio.Queue[Event]] = set()
+        self._pages: set[PageQueue] = set()
+        self._closed = False
         self._page_queue = page_queue
         self.dropped = 0
 
@@ -43,24 +45,36 @@ class Relay:
         self._send(event)
 
     def _send(self, event: Event) -> None:
+        if self._closed:
+            return
         for queue in self._pages:
             try:
                 queue.put_nowait(event)
             except asyncio.QueueFull:
                 self.dropped += 1
 
-    def attach(self) -> asyncio.Queue[Event]:
+    def attach(self) -> PageQueue:
         """A new page's queue, primed with the history and the latest health."""
-        queue: asyncio.Queue[Event] = asyncio.Queue(self._page_queue + 1)
+        queue: PageQueue = asyncio.Queue(self._page_queue + 2)
         for event in self._history:
             queue.put_nowait(event)
         if self._latest_health is not None:
             queue.put_nowait(self._latest_health)
+        if self._closed:
+            queue.put_nowait(None)
         self._pages.add(queue)
         return queue
 
-    def detach(self, queue: asyncio.Queue[Event]) -> None:
+    def detach(self, queue: PageQueue) -> None:
         self._pages.discard(queue)
+
+    def close(self) -> None:
+        """End every page's stream (open event streams would otherwise hold up the server's shutdown)."""
+        self._closed = True
+        for queue in self._pages:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
 
 
 class SubscriberFeed:
