@@ -157,13 +157,10 @@ def test_alerts_and_arousal_valence_are_drawn_and_replayed_to_a_late_page(browse
         cues = {"duration_s": 1.0, "f0_median_hz": 150.0 + 10 * i, "intensity_mean_db": 60.0 + i}
         messages.append(("cues", {"start": 2.0 * i, "end": 2.0 * i + 0.5, "partial": True, "cues": cues}))
         emotion = {"label": "angry", "confidence": 0.7, "posteriors": labels, "arousal": a, "valence": v}
-        messages.append(
-            (
-                "utterance",
-                {"start": 2.0 * i, "end": 2.0 * i + 1.0, "cues": cues, "emotion": emotion, "caption": f"u{i}"},
-            )
-        )
-    alert = {"query_id": "q1", "text": "an agitated customer", "score": 0.81, "start": 4.0, "end": 5.0}
+        utterance = {"start": 2.0 * i, "end": 2.0 * i + 1.0, "cues": cues, "emotion": emotion, "caption": f"u{i}"}
+        messages.append(("utterance", {**utterance, "prompts": [], "latency": {}, "speech": True}))
+    alert = {"query_id": "q1", "text": "an agitated customer", "score": 0.81, "threshold": 0.6}
+    alert |= {"start": 4.0, "end": 5.0, "utterance_seq": 6}  # the fields of the daemon's alert messages
     messages += [("alert", {**alert, "state": "enter"}), ("alert", {**alert, "state": "leave", "score": 0.2})]
     with dashboard(endpoint) as url:
         page, errors = open_page(browser, url)
