@@ -43,21 +43,3 @@ def expected_utterances(script: bytes, ends: np.ndarray, legs: int, seconds: flo
         relative = (ends - offset * 0.02) % length
         total += int(np.maximum(0.0, np.ceil((seconds - relative) / length)).sum())
     return total
-
-
-def packets_of(script: bytes, legs: int, seconds: float) -> list[list[bytes]]:
-    """Per 20 ms tick, every leg's RTP packet, as the load generator sends them (for in-process replays)."""
-    packets = len(script) // PACKET_BYTES
-    offsets = leg_offsets(packets, legs)
-    ticks = []
-    for tick in range(round(seconds * 50)):
-        header = (
-            bytes([0x80, 0]) + (tick & 0xFFFF).to_bytes(2, "big") + ((tick * 160) & 0xFFFFFFFF).to_bytes(4, "big")
-        )
-        row = []
-        for leg, offset in enumerate(offsets):
-            index = (offset + tick) % packets
-            payload = script[index * PACKET_BYTES : (index + 1) * PACKET_BYTES]
-            row.append(header + (0x10000 + leg).to_bytes(4, "big") + payload)
-        ticks.append(row)
-    return ticks

@@ -3,22 +3,22 @@
 Usage: python benchmarks/cpu_per_leg.py [--legs 8] [--seconds 40] [--workers 1,2] [--bundle tiny.en]
        [--before DIR]
 
-Two measurements of the same call (``calls.py``: the demo sentences with 1.5 s pauses as 8 kHz PCMU, each leg
-starting at another point of it):
+The daemon runs as deployed (``emoscribe run`` on RTP, in a subprocess) under ``--legs`` real-time legs of the
+demo call (``calls.py``: the demo sentences with 1.5 s pauses as 8 kHz PCMU, each leg starting at another point
+of it) from the load generator (``loadgen/``). CPU time is counted over the run after its first ``WARM_S``
+seconds, so start-up and the legs' first packets are left out:
 
-1. **Deployed**: ``emoscribe run`` on RTP in a subprocess, ``--legs`` real-time legs from the load generator
-   (``loadgen/``), CPU time of every thread of the daemon's processes read from ``/proc`` (``schedstat``) over
-   the run after its first ``WARM_S`` seconds. In the main process, the threads other than the event loop's
-   and ZeroMQ's I/O threads are the engine's (the batcher thread and ONNX Runtime's pool): their CPU is
-   *inference*; everything else (the RTP receive, the front ends, describe, publish, the worker link, the
-   event loop) is *outside inference*, the figure a GPU node's core count is divided by. Once with each
-   ``--workers`` count.
-2. **Stages**: the same packets in one process, straight into the RTP source's receive handler and on through
-   the front end (segmenter, VAD, speech gate, partial and final cues) to a sink that keeps nothing, with an
-   exclusive CPU timer (``time.thread_time``) around each stage: a stage's figure excludes the stages it
-   calls. Socket reads, the event loop and the service's work are not in it (they are in the deployed figure).
+- **by process and thread**, from ``/proc`` (``schedstat``), once with each ``--workers`` count. In the main
+  process, the threads other than the event loop's and ZeroMQ's I/O threads are the engine's (the batcher
+  thread and ONNX Runtime's pool): their CPU is *inference*. Everything else (RTP receive, front ends,
+  describe, publish, the worker link, the event loop) is *outside inference*: the figure a GPU node's cores
+  are divided by.
+- **by stage**, with ``workers = 1``: the daemon is started through this script, which wraps the pipeline's
+  entry points in exclusive CPU timers (``time.thread_time`` on the event loop's thread: a stage's figure
+  leaves out the stages it calls) before it runs ``emoscribe``, and reads them when signalled. What no timer
+  covers is the event loop itself and its socket reads.
 
-``--before DIR`` repeats both with the ``emoscribe`` package of another checkout (``DIR`` holding an
+``--before DIR`` repeats everything with the ``emoscribe`` package of another checkout (``DIR`` holding an
 ``emoscribe/`` folder, e.g. ``git worktree add /tmp/before main``), in the same run, for a before/after.
 Figures are CPU milliseconds per leg-second (one leg for one second of its audio); legs per core is 1000
 divided by that.
@@ -27,20 +27,21 @@ divided by that.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import json
 import os
+import runpy
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-from calls import call_script, expected_utterances, packets_of
+from calls import call_script, expected_utterances
 from loadgen import LoadGenerator
 from machine import describe_machine
 
@@ -118,8 +119,11 @@ def wait_for_heartbeat(endpoint: str, daemon: subprocess.Popen, timeout: float =
     raise RuntimeError(f"the daemon did not come up within {timeout:.0f} s")
 
 
-def deployed(tree: Path, bundle: str, legs: int, seconds: float, workers: int, script: bytes, ends) -> dict:
-    """One run of the daemon from ``tree`` under ``legs`` real-time legs; CPU split and utterances received."""
+def deployed(
+    tree: Path, bundle: str, legs: int, seconds: float, workers: int, script: bytes, ends, timed: bool = False
+) -> dict:
+    """One run of the daemon from ``tree`` under ``legs`` real-time legs: CPU split, utterances received, and
+    ``timed`` (with one worker) the stages' CPU."""
     port, endpoint = free_port(socket.SOCK_DGRAM), f"tcp://127.0.0.1:{free_port()}"
     env = {**os.environ, "PYTHONPATH": str(tree)}
     with tempfile.TemporaryDirectory() as folder:
@@ -128,9 +132,15 @@ def deployed(tree: Path, bundle: str, legs: int, seconds: float, workers: int, s
             f'sources = ["rtp://127.0.0.1:{port}"]\nworkers = {workers}\n[engine]\nbundle = "{bundle}"\n'
             "[rtp]\ninactivity_timeout_s = 1.0\n[metrics]\nenabled = false\n"
         )
+        arguments = ["run", "--config", str(config), "--endpoint", endpoint]
+        snapshots = Path(folder) / "stages.jsonl"
+        command = [
+            sys.executable,
+            *([__file__, "--timed-daemon", str(snapshots)] if timed else ["-m", "emoscribe"]),
+        ]
         with (Path(folder) / "daemon.log").open("w") as log:
             daemon = subprocess.Popen(
-                [sys.executable, "-m", "emoscribe", "run", "--config", str(config), "--endpoint", endpoint],
+                [*command, *arguments],
                 stderr=log,
                 env=env,
                 cwd=tree,
@@ -149,11 +159,16 @@ def deployed(tree: Path, bundle: str, legs: int, seconds: float, workers: int, s
 
                 drain(started + WARM_S)
                 first = thread_cpu(daemon.pid)
+                if timed:
+                    daemon.send_signal(signal.SIGUSR1)
                 drain(started + seconds - 0.1)
                 last = thread_cpu(daemon.pid)
+                if timed:
+                    daemon.send_signal(signal.SIGUSR1)
                 measured = seconds - 0.1 - WARM_S
             drain(time.monotonic() + 3.0)
             subscriber.close()
+            stages = _stage_figures(snapshots, legs * measured) if timed else None
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
@@ -166,38 +181,49 @@ def deployed(tree: Path, bundle: str, legs: int, seconds: float, workers: int, s
         "utterances": utterances,
         "expected_min": expected_utterances(script, ends, legs, seconds),
         "pacing_p99_us": load.report.late_p99_us if load.report else float("nan"),
+        "stages": stages,
     }
+
+
+def _stage_figures(snapshots: Path, leg_seconds: float) -> dict:
+    """CPU ms per leg-second of each stage between the two snapshots, and of what no timer covered."""
+    first, last = (json.loads(line) for line in snapshots.read_text().splitlines()[:2])
+    figures = {
+        name: 1000 * (seconds - first["stages"].get(name, 0.0)) / leg_seconds
+        for name, seconds in last["stages"].items()
+    }
+    thread = 1000 * (last["thread_s"] - first["thread_s"]) / leg_seconds
+    figures[UNTIMED] = thread - sum(figures.values())
+    return {"stages": figures, "thread": thread, "missing": last["missing"]}
 
 
 # --- 2. the front end's stages, in this process ------------------------------------------------------------------
 class StageClock:
-    """Exclusive CPU time per stage: entering a stage pauses the one it was called from."""
+    """Exclusive CPU time per stage: entering a stage pauses the one it was called from. Each timed call costs
+    two ``thread_time`` system calls (about 2 us each here), which the deployed figures without timers do not
+    pay."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self._stack: list[str] = []
         self._since = 0.0
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        now = time.thread_time()
-        if self._stack:
-            self.seconds[self._stack[-1]] += now - self._since
-        self._stack.append(name)
-        self._since = now
-        try:
-            yield
-        finally:
-            now = time.thread_time()
-            self.seconds[self._stack.pop()] += now - self._since
-            self._since = now
-
     def wrap(self, owner: object, attribute: str, name: str) -> None:
         original: Callable = getattr(owner, attribute)
+        seconds, stack, clock = self.seconds, self._stack, time.thread_time
 
         def timed(*args, **kwargs):
-            with self.stage(name):
+            now = clock()
+            if stack:
+                seconds[stack[-1]] += now - self._since
+            stack.append(name)
+            self._since = now
+            try:
                 return original(*args, **kwargs)
+            finally:
+                now = clock()
+                seconds[stack.pop()] += now - self._since
+                self._since = now
 
         setattr(owner, attribute, timed)
 
@@ -210,81 +236,43 @@ STAGES = (
     ("emoscribe.daemon.speech_gate", "check", "speech gate"),
     ("emoscribe.daemon.frontend", "Frontend._partial", "partial cues"),
     ("emoscribe.daemon.frontend", "extract_cues", "final cues"),
+    ("emoscribe.daemon.service", "Service.partial_cues", "publish partial cues"),
+    ("emoscribe.daemon.service", "Service.utterance_ready", "hand to the engine"),
+    ("emoscribe.daemon.service", "Service._complete", "describe + publish"),
 )
-"""What is timed: (module, attribute, stage). The names exist in every version this benchmark compares."""
+"""What is timed: (module, attribute, stage); an attribute a version lacks is reported as not timed."""
+UNTIMED = "event loop, socket reads, the rest"
 
 
-class NullDownstream:
-    """Counts what a front end hands on and keeps nothing."""
-
-    def __init__(self) -> None:
-        self.utterances = self.partials = 0
-
-    def stream_opened(self, info) -> None: ...
-
-    def partial_cues(self, stream, body, seconds) -> None:
-        self.partials += 1
-
-    def utterance_ready(self, ready) -> None:
-        self.utterances += 1
-
-    def stream_closed(self, stream, reason, position) -> None: ...
-
-    def count(self, family, label, n=1) -> None: ...
-
-    def watch_source(self, name, rejected) -> None: ...
-
-
-def stages(legs: int, seconds: float) -> dict:
-    """Per-stage CPU ms per leg-second of the front end on ``legs`` legs of ``seconds`` each."""
-    import importlib
-
-    from emoscribe.cues.binning import QuantileBinner
-    from emoscribe.daemon.config import DaemonConfig
-    from emoscribe.daemon.frontend import Frontend, segmenter_factory
-    from emoscribe.daemon.sources.rtp_source import RtpConfig, RtpSource
-
-    clock = StageClock()
+def install_timers(clock: StageClock) -> list[str]:
+    """Wrap every stage's entry point; the names of those not found."""
+    missing = []
     for module, attribute, name in STAGES:
         owner: object = importlib.import_module(module)
         *path, leaf = attribute.split(".")
-        for part in path:
-            owner = getattr(owner, part)
-        clock.wrap(owner, leaf, name)
-    script, _ = call_script()
-    ticks = packets_of(script, legs, seconds)
-    config = DaemonConfig()
-    sink = NullDownstream()
-    frontend = Frontend(segmenter_factory(config), QuantileBinner.default(), config.cues.partial_interval_s, sink)
-
-    async def replay() -> float:
-        source = RtpSource(RtpConfig(port=0, inactivity_timeout=3600.0))
-        stop = asyncio.Event()
-        running = asyncio.create_task(source.run(frontend, stop))
-        await source.listening.wait()
-        loop = asyncio.get_running_loop()
-        began = time.thread_time()
-        for row in ticks:
-            now = loop.time()
-            for datagram in row:
-                source.receive(datagram, ("127.0.0.1", 5000), now)
-        stop.set()
-        await running
-        return time.thread_time() - began
-
-    total = asyncio.run(replay())
-    leg_seconds = legs * seconds
-    figures = {name: 1000 * value / leg_seconds for name, value in clock.seconds.items()}
-    figures["other (sink, replay loop)"] = 1000 * (total - sum(clock.seconds.values())) / leg_seconds
-    return {"stages": figures, "total": 1000 * total / leg_seconds, "utterances": sink.utterances,
-            "partials": sink.partials}  # fmt: skip
+        try:
+            for part in path:
+                owner = getattr(owner, part)
+            clock.wrap(owner, leaf, name)
+        except AttributeError:
+            missing.append(f"{module}.{attribute}")
+    return missing
 
 
-def stages_of(tree: Path, legs: int, seconds: float) -> dict:
-    """:func:`stages` with the ``emoscribe`` of ``tree``, in a child process."""
-    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"}
-    command = [sys.executable, __file__, "--stages-json", f"{legs},{seconds}"]
-    return json.loads(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
+def daemon_with_timers(snapshots: Path, argv: list[str]) -> None:
+    """Run ``emoscribe`` with stage timers; each SIGUSR1 appends the timers and the thread's CPU to
+    ``snapshots`` as a JSON line."""
+    clock = StageClock()
+    missing = install_timers(clock)
+
+    def snapshot(signum: int, frame: object) -> None:
+        line = {"thread_s": time.thread_time(), "stages": dict(clock.seconds), "missing": missing}
+        with snapshots.open("a") as out:
+            out.write(json.dumps(line) + "\n")
+
+    signal.signal(signal.SIGUSR1, snapshot)
+    sys.argv = ["emoscribe", *argv]
+    runpy.run_module("emoscribe", run_name="__main__")
 
 
 # --- report ------------------------------------------------------------------------------------------------------
@@ -295,11 +283,10 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts of the deployed runs")
     parser.add_argument("--bundle", default="tiny.en")
     parser.add_argument("--before", type=Path, help="another checkout to measure in the same run")
-    parser.add_argument("--stages-json", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.stages_json:
-        legs, seconds = args.stages_json.split(",")
-        print(json.dumps(stages(int(legs), float(seconds))))
+    parser.add_argument("--timed-daemon", type=Path, help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.timed_daemon:
+        daemon_with_timers(args.timed_daemon, rest)
         return
 
     trees = {"this checkout": HERE.parent}
@@ -307,30 +294,38 @@ def main() -> None:
         trees = {"before": args.before.resolve(), "after": HERE.parent}
     script, ends = call_script()
     print(f"machine: {describe_machine()}; load average {os.getloadavg()[0]:.2f} at the start")
-    print(f"{args.legs} legs x {args.seconds:.0f} s of the demo call (8 kHz PCMU); bundle {args.bundle}\n")
-    staged = {label: stages_of(tree, args.legs, args.seconds) for label, tree in trees.items()}
-    names = list(dict.fromkeys(name for result in staged.values() for name in result["stages"]))
-    print("front-end stages, CPU ms per leg-second (one process, exclusive timers)")
-    print(f"{'stage':48s}" + "".join(f"{label:>16s}" for label in trees))
-    for name in names:
-        print(f"{name:48s}" + "".join(f"{staged[label]['stages'].get(name, 0.0):16.2f}" for label in trees))
-    print(f"{'total':48s}" + "".join(f"{staged[label]['total']:16.2f}" for label in trees))
-    counts = "".join(f"{staged[label]['utterances']:>9d} / {staged[label]['partials']:<5d}" for label in trees)
-    print(f"{'utterances / partial cue messages':48s}" + counts)
+    print(f"{args.legs} legs x {args.seconds:.0f} s of the demo call (8 kHz PCMU); bundle {args.bundle}")
+    results, timed = {}, {}
+    for workers in (int(w) for w in args.workers.split(",")):
+        for label, tree in trees.items():
+            results[label, workers] = deployed(tree, args.bundle, args.legs, args.seconds, workers, script, ends)
+    for label, tree in trees.items():
+        run = deployed(tree, args.bundle, args.legs, args.seconds, 1, script, ends, timed=True)
+        timed[label] = {**run["stages"], "inference": run["inference_ms"]}
 
     print("\ndeployed daemon, CPU ms per leg-second (all its processes, from /proc)")
-    print("tree            workers  outside inference  inference  all   legs/core outside  all   utterances  "
-          "loadgen p99 us")  # fmt: skip
-    for label, tree in trees.items():
-        for workers in (int(w) for w in args.workers.split(",")):
-            r = deployed(tree, args.bundle, args.legs, args.seconds, workers, script, ends)
-            every = r["outside_ms"] + r["inference_ms"]
-            print(
-                f"{label:16s}{workers:7d}  {r['outside_ms']:17.2f}  {r['inference_ms']:9.2f}  {every:5.2f}"
-                f"  {1000 / r['outside_ms']:17.0f}  {1000 / every:4.0f}"
-                f"  {r['utterances']:5d} of ≥{r['expected_min']:<4d}"
-                f"  {r['pacing_p99_us']:8.0f}"
-            )
+    print(f"{'tree':16s}workers  outside inference  inference    all  legs/core: outside   all  utterances"
+          "  loadgen p99 us")  # fmt: skip
+    for (label, workers), r in results.items():
+        every = r["outside_ms"] + r["inference_ms"]
+        print(
+            f"{label:16s}{workers:7d}  {r['outside_ms']:17.2f}  {r['inference_ms']:9.2f}  {every:5.2f}"
+            f"  {1000 / r['outside_ms']:18.0f}  {1000 / every:4.0f}"
+            f"  {r['utterances']:4d} of ≥{r['expected_min']:<3d}  {r['pacing_p99_us']:14.0f}"
+        )
+    print("\nby stage, in another run with workers = 1 and a CPU timer around each stage: CPU ms per leg-second")
+    print("on the event loop's thread (a stage's figure leaves out the stages it calls; the timers' own cost")
+    print("lands in the stages and inflates the thread's total against the run above)")
+    names = list(dict.fromkeys(name for result in timed.values() for name in result["stages"]))
+    print(f"{'stage':48s}" + "".join(f"{label:>16s}" for label in timed))
+    for name in names:
+        print(f"{name:48s}" + "".join(f"{result['stages'].get(name, 0.0):16.2f}" for result in timed.values()))
+    print(f"{'event loop thread, all':48s}" + "".join(f"{result['thread']:16.2f}" for result in timed.values()))
+    engine = "".join(f"{result['inference']:16.2f}" for result in timed.values())
+    print(f"{'inference (engine threads)':48s}" + engine)
+    for label, result in timed.items():
+        if result["missing"]:
+            print(f"{label}: not timed (absent in that version): {', '.join(result['missing'])}")
 
 
 if __name__ == "__main__":
