@@ -32,8 +32,6 @@ import json
 import os
 import runpy
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,18 +40,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from calls import call_script, expected_utterances
+from daemon_process import DaemonProcess
 from loadgen import LoadGenerator
 from machine import describe_machine
 
 WARM_S = 3.0
 """Leg seconds before the CPU clock starts: every leg has opened its stream by then."""
 HERE = Path(__file__).resolve().parent
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- 1. the daemon as deployed -----------------------------------------------------------------------------------
@@ -105,74 +98,40 @@ def split_inference(root: int, before: dict, after: dict) -> tuple[float, float]
     return inference, outside
 
 
-def wait_for_heartbeat(endpoint: str, daemon: subprocess.Popen, timeout: float = 180.0):
-    from emoscribe.clients.subscriber import Subscriber
-
-    subscriber = Subscriber(endpoint, ["utterance.", "heartbeat"])
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if daemon.poll() is not None:
-            raise RuntimeError(f"the daemon exited with {daemon.returncode} before its first heartbeat")
-        message = subscriber.receive(200)
-        if message is not None and message.kind == "heartbeat":
-            return subscriber
-    raise RuntimeError(f"the daemon did not come up within {timeout:.0f} s")
-
-
 def deployed(
     tree: Path, bundle: str, legs: int, seconds: float, workers: int, script: bytes, ends, timed: bool = False
 ) -> dict:
     """One run of the daemon from ``tree`` under ``legs`` real-time legs: CPU split, utterances received, and
     ``timed`` (with one worker) the stages' CPU."""
-    port, endpoint = free_port(socket.SOCK_DGRAM), f"tcp://127.0.0.1:{free_port()}"
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    settings = f'workers = {workers}\n[engine]\nbundle = "{bundle}"\n[rtp]\ninactivity_timeout_s = 1.0\n'
+    settings += "[metrics]\nenabled = false\n"
     with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "daemon.toml"
-        config.write_text(
-            f'sources = ["rtp://127.0.0.1:{port}"]\nworkers = {workers}\n[engine]\nbundle = "{bundle}"\n'
-            "[rtp]\ninactivity_timeout_s = 1.0\n[metrics]\nenabled = false\n"
-        )
-        arguments = ["run", "--config", str(config), "--endpoint", endpoint]
         snapshots = Path(folder) / "stages.jsonl"
-        command = [
-            sys.executable,
-            *([__file__, "--timed-daemon", str(snapshots)] if timed else ["-m", "emoscribe"]),
-        ]
-        with (Path(folder) / "daemon.log").open("w") as log:
-            daemon = subprocess.Popen(
-                [*command, *arguments],
-                stderr=log,
-                env=env,
-                cwd=tree,
-            )
-        try:
-            subscriber = wait_for_heartbeat(endpoint, daemon)
-            utterances = 0
-            with LoadGenerator(("127.0.0.1", port), legs, seconds, script) as load:
+        launcher = [__file__, "--timed-daemon", str(snapshots)] if timed else ["-m", "emoscribe"]
+        with DaemonProcess(settings, tree=tree, launcher=launcher) as daemon:
+            assert daemon.process is not None
+            pid, utterances = daemon.process.pid, 0
+
+            def drain(until: float) -> None:
+                nonlocal utterances
+                while time.monotonic() < until:
+                    message = daemon.subscriber.receive(100)
+                    utterances += message is not None and message.kind == "utterance"
+
+            with LoadGenerator(("127.0.0.1", daemon.rtp_port), legs, seconds, script) as load:
                 started = time.monotonic()
-
-                def drain(until: float) -> None:
-                    nonlocal utterances
-                    while time.monotonic() < until:
-                        message = subscriber.receive(100)
-                        utterances += message is not None and message.kind == "utterance"
-
                 drain(started + WARM_S)
-                first = thread_cpu(daemon.pid)
+                first = thread_cpu(pid)
                 if timed:
-                    daemon.send_signal(signal.SIGUSR1)
+                    daemon.process.send_signal(signal.SIGUSR1)
                 drain(started + seconds - 0.1)
-                last = thread_cpu(daemon.pid)
+                last = thread_cpu(pid)
                 if timed:
-                    daemon.send_signal(signal.SIGUSR1)
+                    daemon.process.send_signal(signal.SIGUSR1)
                 measured = seconds - 0.1 - WARM_S
             drain(time.monotonic() + 3.0)
-            subscriber.close()
             stages = _stage_figures(snapshots, legs * measured) if timed else None
-        finally:
-            daemon.terminate()
-            daemon.wait(timeout=60)
-    inference, outside = split_inference(daemon.pid, first, last)
+    inference, outside = split_inference(pid, first, last)
     leg_seconds = legs * measured
     return {
         "workers": workers,

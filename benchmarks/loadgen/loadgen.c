@@ -195,7 +195,8 @@ int main(int argc, char **argv) {
             }
             int64_t returned = now_ns();
             for (int b = done; b < done + n; b++) {
-                int64_t late_us = (returned - due_of[b]) / 1000;
+                int64_t late_us = (returned - due_of[b]) / 1000; /* never negative: sent only once due */
+                if (late_us < 0) late_us = 0;
                 if (late_us > HISTOGRAM_US) late_us = HISTOGRAM_US;
                 histogram[late_us]++;
                 if ((uint64_t)late_us > max_late) max_late = (uint64_t)late_us;
