@@ -1,7 +1,7 @@
 """CPU cost per leg-second of the daemon, inference apart, by stage, and the legs per core it projects.
 
 Usage: python benchmarks/cpu_per_leg.py [--legs 8] [--seconds 40] [--workers 1,2] [--bundle tiny.en]
-       [--before DIR]
+       [--before DIR] [--repeat 1]
 
 The daemon runs as deployed (``emoscribe run`` on RTP, in a subprocess) under ``--legs`` real-time legs of the
 demo call (``calls.py``: the demo sentences with 1.5 s pauses as 8 kHz PCMU, each leg starting at another point
@@ -242,6 +242,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts of the deployed runs")
     parser.add_argument("--bundle", default="tiny.en")
     parser.add_argument("--before", type=Path, help="another checkout to measure in the same run")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each deployed figure (median shown)")
     parser.add_argument("--timed-daemon", type=Path, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.timed_daemon:
@@ -254,23 +255,32 @@ def main() -> None:
     script, ends = call_script()
     print(f"machine: {describe_machine()}; load average {os.getloadavg()[0]:.2f} at the start")
     print(f"{args.legs} legs x {args.seconds:.0f} s of the demo call (8 kHz PCMU); bundle {args.bundle}")
-    results, timed = {}, {}
-    for workers in (int(w) for w in args.workers.split(",")):
-        for label, tree in trees.items():
-            results[label, workers] = deployed(tree, args.bundle, args.legs, args.seconds, workers, script, ends)
+    runs: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    timed = {}
+    for _ in range(args.repeat):  # interleaved, so a change in the machine's load hits every tree alike
+        for workers in (int(w) for w in args.workers.split(",")):
+            for label, tree in trees.items():
+                runs[label, workers].append(
+                    deployed(tree, args.bundle, args.legs, args.seconds, workers, script, ends)
+                )
     for label, tree in trees.items():
         run = deployed(tree, args.bundle, args.legs, args.seconds, 1, script, ends, timed=True)
         timed[label] = {**run["stages"], "inference": run["inference_ms"]}
 
-    print("\ndeployed daemon, CPU ms per leg-second (all its processes, from /proc)")
-    print(f"{'tree':16s}workers  outside inference  inference    all  legs/core: outside   all  utterances"
-          "  loadgen p99 us")  # fmt: skip
-    for (label, workers), r in results.items():
-        every = r["outside_ms"] + r["inference_ms"]
+    print(
+        f"\ndeployed daemon, CPU ms per leg-second (all its processes, from /proc); median of {args.repeat} run(s)"
+    )
+    print(f"{'tree':16s}workers  outside inference (range)  inference    all  legs/core: outside   all"
+          "  utterances  loadgen p99 us")  # fmt: skip
+    for (label, workers), repeats in runs.items():
+        outside = sorted(r["outside_ms"] for r in repeats)
+        middle = sorted(repeats, key=lambda r: r["outside_ms"])[len(repeats) // 2]
+        every = middle["outside_ms"] + middle["inference_ms"]
         print(
-            f"{label:16s}{workers:7d}  {r['outside_ms']:17.2f}  {r['inference_ms']:9.2f}  {every:5.2f}"
-            f"  {1000 / r['outside_ms']:18.0f}  {1000 / every:4.0f}"
-            f"  {r['utterances']:4d} of ≥{r['expected_min']:<3d}  {r['pacing_p99_us']:14.0f}"
+            f"{label:16s}{workers:7d}  {middle['outside_ms']:8.2f} ({outside[0]:5.2f}-{outside[-1]:5.2f})"
+            f"  {middle['inference_ms']:9.2f}  {every:5.2f}"
+            f"  {1000 / middle['outside_ms']:18.0f}  {1000 / every:4.0f}"
+            f"  {middle['utterances']:4d} of ≥{middle['expected_min']:<3d}  {middle['pacing_p99_us']:14.0f}"
         )
     print("\nby stage, in another run with workers = 1 and a CPU timer around each stage: CPU ms per leg-second")
     print("on the event loop's thread (a stage's figure leaves out the stages it calls; the timers' own cost")
