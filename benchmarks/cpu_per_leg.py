@@ -32,6 +32,7 @@ import json
 import os
 import runpy
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -273,14 +274,16 @@ def main() -> None:
     print(f"{'tree':16s}workers  outside inference (range)  inference    all  legs/core: outside   all"
           "  utterances  loadgen p99 us")  # fmt: skip
     for (label, workers), repeats in runs.items():
-        outside = sorted(r["outside_ms"] for r in repeats)
-        middle = sorted(repeats, key=lambda r: r["outside_ms"])[len(repeats) // 2]
+        outside = [r["outside_ms"] for r in repeats]
+        middle = {key: statistics.median(r[key] for r in repeats) for key in ("outside_ms", "inference_ms")}
         every = middle["outside_ms"] + middle["inference_ms"]
+        utterances = min(r["utterances"] for r in repeats)
         print(
-            f"{label:16s}{workers:7d}  {middle['outside_ms']:8.2f} ({outside[0]:5.2f}-{outside[-1]:5.2f})"
+            f"{label:16s}{workers:7d}  {middle['outside_ms']:8.2f} ({min(outside):5.2f}-{max(outside):5.2f})"
             f"  {middle['inference_ms']:9.2f}  {every:5.2f}"
             f"  {1000 / middle['outside_ms']:18.0f}  {1000 / every:4.0f}"
-            f"  {middle['utterances']:4d} of ≥{middle['expected_min']:<3d}  {middle['pacing_p99_us']:14.0f}"
+            f"  {utterances:4d} of ≥{repeats[0]['expected_min']:<3d}"
+            f"  {max(r['pacing_p99_us'] for r in repeats):14.0f}"
         )
     print("\nby stage, in another run with workers = 1 and a CPU timer around each stage: CPU ms per leg-second")
     print("on the event loop's thread (a stage's figure leaves out the stages it calls; the timers' own cost")
