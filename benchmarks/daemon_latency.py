@@ -1,7 +1,7 @@
 """End-of-speech → publish latency and the most concurrent real-time 8 kHz RTP streams the daemon sustains.
 
 Usage: python benchmarks/daemon_latency.py [--bundle tiny.en] [--seconds 20] [--levels 1,2,4,8,12,16,24,32]
-       [--workers 2] [--modes naive,batched,sharded]
+       [--workers 2] [--modes naive,batched,sharded] [--engine-threads 0]
 
 For each level N, the daemon (a subprocess, as deployed) receives N PCMU call legs over loopback UDP from the
 load generator (``loadgen/``: one 20 ms packet per leg every 20 ms, the legs spread over the period), each a
@@ -79,10 +79,15 @@ def main() -> None:
     parser.add_argument("--levels", default="1,2,4,8,12,16,24,32")
     parser.add_argument("--workers", type=int, default=2, help="processes for the sharded run")
     parser.add_argument("--modes", default=",".join(MODES), help=f"any of {', '.join(MODES)}")
+    parser.add_argument(
+        "--engine-threads", type=int, default=0, help="[engine] threads (0: ONNX Runtime's default)"
+    )
     args = parser.parse_args()
     bundle = resolve_bundle(args.bundle)
     script, ends = call_script()
-    print(f"machine: {describe_machine()}; bundle {bundle.path.name}; load average {os.getloadavg()[0]:.2f}")
+    threads = args.engine_threads or "ONNX Runtime's default"
+    print(f"machine: {describe_machine()}; bundle {bundle.path.name}; engine threads {threads}")
+    print(f"load average at the start {os.getloadavg()[0]:.2f}")
     best = {}
     for mode in args.modes.split(","):
         (size, wait), sharded = MODES[mode]
@@ -93,7 +98,7 @@ def main() -> None:
         for legs in (int(x) for x in args.levels.split(",")):
             metrics = free_port()
             settings = (
-                f'workers = {workers}\n[engine]\nbundle = "{args.bundle}"\n'
+                f'workers = {workers}\n[engine]\nbundle = "{args.bundle}"\nthreads = {args.engine_threads}\n'
                 f"[batch]\nmax_batch = {size}\nmax_wait_ms = {wait}\n"
                 f"[rtp]\ninactivity_timeout_s = 1.0\n[metrics]\nport = {metrics}\n"
             )
