@@ -266,7 +266,7 @@ def main() -> None:
                 )
     for label, tree in trees.items():
         run = deployed(tree, args.bundle, args.legs, args.seconds, 1, script, ends, timed=True)
-        timed[label] = {**run["stages"], "inference": run["inference_ms"]}
+        timed[label] = {**run["stages"], "inference": run["inference_ms"], "utterances": run["utterances"]}
 
     print(
         f"\ndeployed daemon, CPU ms per leg-second (all its processes, from /proc); median of {args.repeat} run(s)"
@@ -295,6 +295,7 @@ def main() -> None:
     print(f"{'event loop thread, all':48s}" + "".join(f"{result['thread']:16.2f}" for result in timed.values()))
     engine = "".join(f"{result['inference']:16.2f}" for result in timed.values())
     print(f"{'inference (engine threads)':48s}" + engine)
+    print(f"{'utterances published':48s}" + "".join(f"{result['utterances']:16d}" for result in timed.values()))
     for label, result in timed.items():
         if result["missing"]:
             print(f"{label}: not timed (absent in that version): {', '.join(result['missing'])}")
