@@ -1,6 +1,7 @@
 """What an engine batch costs per utterance by batch size: whether dynamic batching can pay on this provider.
 
 Usage: python benchmarks/batch_cost.py [--bundle tiny.en] [--device auto] [--sizes 1,2,4,8,16] [--batches 8]
+       [--threads 0]
 
 Dynamic batching helps the daemon only when a batch of n utterances costs less than n batches of one. This
 runs the bundle's audio tower (as the daemon's engine does, warm) on batches of the demo sentences and prints,
@@ -29,12 +30,14 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sizes", default="1,2,4,8,16")
     parser.add_argument("--batches", type=int, default=8, help="batches timed per size")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
     args = parser.parse_args()
-    engine = OnnxEngine(resolve_bundle(args.bundle), args.device)
+    engine = OnnxEngine(resolve_bundle(args.bundle), args.device, threads=args.threads)
     clips = [load_audio(path)[0].astype(np.float32) for path in demo_clips()]
     sizes = [int(size) for size in args.sizes.split(",")]
     engine.warm_up(max(sizes))
     print(f"machine: {describe_machine()}; load average {os.getloadavg()[0]:.2f}; providers {engine.providers}")
+    print(f"intra-op threads: {args.threads or 'ONNX Runtime default'}")
     print(
         f"utterances: the {len(clips)} demo sentences in turn ({np.mean([c.size for c in clips]) / 16000:.1f} s)"
     )
