@@ -4,7 +4,7 @@ The rolling cues compute the intensity of each new 10 ms frame once, as audio ar
 whole stretch again. Each frame is the window-weighted mean square of the samples around its centre (the
 window's mean removed first), in dB re 2e-5 (Praat's scale: full scale 1.0 is about 94 dB), with Praat's
 window: a Kaiser-Bessel shape 6.4 / minimum pitch long. On the same frames it matches Praat to within 0.05 dB
-(``tests/test_tracker.py``).
+(``tests/test_frame_pitch.py``).
 """
 
 from __future__ import annotations

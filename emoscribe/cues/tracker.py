@@ -49,14 +49,14 @@ class CueTracker:
     :func:`~emoscribe.cues.summary.summarise` as the whole-utterance cues. HNR comes from the pitch frames'
     strength and spectral balance from the voiced frames, as there; formants, jitter and shimmer need Praat's
     Burg and glottal-pulse analyses, which would cost more than everything else together, so rolling cues
-    leave them ``None``. The newest ~0.13 s wait for their windows (and the 8 kHz resampler) to fill.
+    leave them ``None``. The newest 64 ms of intensity and 20 ms of pitch wait for their windows to fill.
 
     Rolling cues are estimates; the final cues of an utterance are :func:`extract_cues` of its samples (Praat,
     the reference). How close the last rolling report comes to them is measured in ``tests/test_tracker.py``.
 
     A chunk that fails validation is refused with :class:`~emoscribe.cues.signal.AudioInputError` and leaves
-    what was already accepted untouched. Memory: the audio the next frames still need (a quarter of a second)
-    plus the contours (about 1 kB per second); the segmenter bounds the utterance length.
+    what was already accepted untouched. Memory: the audio the next frames still need (128 ms) and what came
+    since the last report, and the contours (about 1 kB per second); the segmenter bounds the utterance length.
     """
 
     def __init__(self, settings: CueSettings | None = None) -> None:
