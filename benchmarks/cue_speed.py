@@ -47,7 +47,7 @@ def rolling(clip: np.ndarray) -> None:
     for at in range(0, clip.size, step):
         tracker.push(clip[at : at + step])
         tracker.cues()
-    tracker.finish()
+    extract_cues(clip)
 
 
 def speech_only(clip: np.ndarray) -> np.ndarray:

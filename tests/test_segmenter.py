@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -16,7 +17,6 @@ from emoscribe.daemon.frames import Frame
 from emoscribe.daemon.segmenter import (
     Segmenter,
     SegmenterConfig,
-    SpeechAudio,
     SpeechStarted,
     UtteranceDropped,
     UtteranceEnded,
@@ -30,8 +30,16 @@ SYNTHETIC = SegmenterConfig(speech_gate=False)
 them with the gate off, and on real speech with it on."""
 
 
+@dataclass(frozen=True)
+class Taken:
+    """What :meth:`Segmenter.take_speech` gave after a push."""
+
+    samples: np.ndarray
+
+
 def run(signal: np.ndarray, config: SegmenterConfig = SYNTHETIC, chunks=None) -> tuple[list, Segmenter]:
-    """Push ``signal`` in frames of the ``chunks`` sizes (cycled; default all at once), then flush."""
+    """Push ``signal`` in frames of the ``chunks`` sizes (cycled; default all at once), taking the open
+    utterance's audio after each push as the front end does, then flush."""
     segmenter = Segmenter(STREAM, config)
     signal = signal.astype(np.float32)
     sizes = iter(np.resize(chunks or [signal.size], signal.size))
@@ -39,6 +47,10 @@ def run(signal: np.ndarray, config: SegmenterConfig = SYNTHETIC, chunks=None) ->
     while at < signal.size:
         size = int(next(sizes))
         events += segmenter.push(Frame(STREAM, T0 + at / RATE, signal[at : at + size]))
+        taken = segmenter.take_speech()
+        assert taken.size <= segmenter.speech_samples
+        if taken.size:
+            events.append(Taken(taken))
         at += size
     return events + segmenter.flush(), segmenter
 
@@ -52,17 +64,18 @@ def index(time: float) -> int:
 
 
 def check_audio_events(events: list) -> None:
-    """Every utterance is announced, and its audio stretches add up to exactly its samples, in order."""
+    """Every utterance is announced, and the audio taken while it was open is, in order, the start of its
+    samples: all of them but what the push that closed it brought."""
     parts: list[np.ndarray] = []
     for event in events:
         if isinstance(event, SpeechStarted):
             parts, start = [], event.start
-        elif isinstance(event, SpeechAudio):
-            assert event.start == pytest.approx(start + sum(p.size for p in parts) / RATE)
+        elif isinstance(event, Taken):
             parts.append(event.samples)
         elif isinstance(event, UtteranceEnded):
             assert event.start == start
-            assert np.array_equal(np.concatenate(parts), event.samples)
+            taken = np.concatenate([np.zeros(0, dtype=np.float32), *parts])
+            assert np.array_equal(event.samples[: taken.size], taken)
 
 
 def trimmed(samples: np.ndarray, run: int = 5) -> np.ndarray:

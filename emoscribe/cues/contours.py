@@ -157,7 +157,7 @@ def _add_voice(
     pitch_times = pitch_times[in_pitch]
     contours.pitch_times = pitch_times
     contours.f0_hz = np.where(voiced, f0, np.nan)
-    contours.hnr_db = _hnr_from_strength(selected["strength"][in_pitch], voiced)
+    contours.hnr_db = hnr_from_strength(selected["strength"][in_pitch], voiced)
     contours.formants_hz = np.full((pitch_times.size, 3), np.nan)
     contours.spectral = np.full((pitch_times.size, 4), np.nan)
     if not voiced.any():
@@ -165,11 +165,11 @@ def _add_voice(
     every = max(1, round(settings.spectral_time_step_s / settings.pitch_time_step_s))
     sampled = voiced & (np.round(pitch_times / settings.pitch_time_step_s).astype(int) % every == 0)
     contours.formants_hz[sampled] = _formants_at(samples, start_s, pitch_times[sampled], settings)
-    contours.spectral[sampled] = _spectral_balance(samples, start_s, pitch_times[sampled])
+    contours.spectral[sampled] = spectral_balance(samples, start_s, pitch_times[sampled])
     _add_voice_quality(contours, narrowband, pitch, lo, hi, settings)
 
 
-def _hnr_from_strength(strength: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+def hnr_from_strength(strength: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     """HNR of each voiced frame from its normalised autocorrelation peak r: 10·log10(r / (1 - r)).
 
     This is Boersma's (1993) definition, the one Praat's Harmonicity uses, taken from the pitch analysis that is
@@ -210,7 +210,7 @@ _BANDS = {
 }
 
 
-def _spectral_balance(samples: np.ndarray, start_s: float, times: np.ndarray) -> np.ndarray:
+def spectral_balance(samples: np.ndarray, start_s: float, times: np.ndarray) -> np.ndarray:
     """eGeMAPS spectral balance of voiced frames (Eyben et al. 2016): alpha ratio, Hammarberg index, slopes.
 
     Alpha ratio is the energy above 1 kHz relative to below (1-5 kHz over 50 Hz-1 kHz, dB), so brighter, more

@@ -6,6 +6,7 @@ import numpy as np
 
 from emoscribe.cues.contours import Contours, CueSettings
 from emoscribe.cues.model import Cues
+from emoscribe.cues.stats import median, quantile
 from emoscribe.cues.syllables import segment
 
 SEMITONE_REFERENCE_HZ = 100.0
@@ -69,12 +70,12 @@ def _f0_stats(f0: np.ndarray) -> dict[str, float | None]:
     semitones = 12.0 * np.log2(f0 / SEMITONE_REFERENCE_HZ)
     stats: dict[str, float | None] = {
         "f0_mean_hz": float(f0.mean()),
-        "f0_median_hz": float(np.median(f0)),
+        "f0_median_hz": median(f0),
         "f0_mean_st": float(semitones.mean()),
-        "f0_median_st": float(np.median(semitones)),
+        "f0_median_st": median(semitones),
     }
     if f0.size >= 2:
-        p5, p95 = np.quantile(f0, [0.05, 0.95])
+        p5, p95 = quantile(f0, 0.05), quantile(f0, 0.95)
         stats |= {
             "f0_sd_hz": float(f0.std(ddof=1)),
             "f0_p5_hz": float(p5),
@@ -90,7 +91,7 @@ def _level_stats(level: np.ndarray) -> dict[str, float | None]:
     """Intensity of the sounding frames: energy mean (as Praat averages dB), spread and 5-95 % range."""
     stats: dict[str, float | None] = {"intensity_mean_db": float(10.0 * np.log10(np.mean(10.0 ** (level / 10.0))))}
     if level.size >= 2:
-        p5, p95 = np.quantile(level, [0.05, 0.95])
+        p5, p95 = quantile(level, 0.05), quantile(level, 0.95)
         stats |= {"intensity_sd_db": float(level.std(ddof=1)), "intensity_range_db": float(p95 - p5)}
     return stats
 

@@ -7,12 +7,12 @@ stands at least ``min_dip_db`` above the dip that separates it from the next pea
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
 from emoscribe.cues.contours import Contours, CueSettings
+from emoscribe.cues.stats import quantile
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ def segment(contours: Contours, settings: CueSettings) -> Timing | None:
     if times.size == 0:
         return None
     threshold = max(
-        float(np.quantile(level, 0.99)) - settings.silence_threshold_db,
+        quantile(level, 0.99) - settings.silence_threshold_db,
         float(level.min()),
         settings.silence_floor_db,
     )
@@ -93,8 +93,8 @@ def _nuclei(contours: Contours, threshold: float, settings: CueSettings) -> np.n
     peaks = np.flatnonzero((inner > level[:-2]) & (inner >= level[2:]) & (inner > threshold)) + 1
     if peaks.size == 0:
         return np.empty(0)
-    bounds = np.append(peaks, level.size - 1)
-    dips = np.array([level[a : b + 1].min() for a, b in itertools.pairwise(bounds)])
+    # The dip after each peak: the lowest level from it to the next peak (or the contour's end), both included.
+    dips = np.minimum(np.minimum.reduceat(level, peaks), level[np.append(peaks[1:], level.size - 1)])
     peaks = peaks[level[peaks] - dips > settings.min_dip_db]
     times = contours.intensity_times[peaks]
     return times[_voiced_at(contours, times, settings.pitch_time_step_s)]
@@ -104,7 +104,11 @@ def _voiced_at(contours: Contours, times: np.ndarray, step_s: float) -> np.ndarr
     """Whether the pitch frame nearest each time (within one pitch step) is voiced."""
     if contours.pitch_times.size == 0 or times.size == 0:
         return np.zeros(times.size, dtype=bool)
-    distance = np.abs(contours.pitch_times[None, :] - times[:, None])
-    nearest = distance.argmin(axis=1)
-    near_enough = distance[np.arange(times.size), nearest] <= step_s
+    frames = contours.pitch_times
+    after = np.clip(np.searchsorted(frames, times), 0, frames.size - 1)
+    before = np.maximum(after - 1, 0)
+    to_before, to_after = np.abs(frames[before] - times), np.abs(frames[after] - times)
+    earlier = to_before <= to_after  # on a tie the earlier frame, as an argmin over all frames would choose
+    nearest = np.where(earlier, before, after)
+    near_enough = np.where(earlier, to_before, to_after) <= step_s
     return near_enough & np.isfinite(contours.f0_hz[nearest])

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from emoscribe.cues.contours import Contours, CueSettings, analyse
+from emoscribe.cues.contours import (
+    SPECTRUM_SIZE,
+    Contours,
+    CueSettings,
+    analyse,
+    hnr_from_strength,
+    spectral_balance,
+)
+from emoscribe.cues.frame_intensity import IntensityWindow
+from emoscribe.cues.frame_pitch import PitchTracker
 from emoscribe.cues.model import Cues
 from emoscribe.cues.signal import SAMPLE_RATE, AudioInputError, as_mono_float, clip_to_full_scale
 from emoscribe.cues.summary import summarise
@@ -32,52 +41,61 @@ def extract_cues(samples: object, sample_rate: int = SAMPLE_RATE, settings: CueS
 
 
 class CueTracker:
-    """Fed PCM as it arrives, reports the cues of the utterance so far, and the exact cues at its end.
+    """Fed PCM as it arrives, reports estimated cues of the utterance so far ("rolling cues") at a small cost.
 
-    Each :meth:`cues` report runs Praat only over the audio that arrived since the previous report (plus the
-    analysis windows' context) and appends the new frames to the contours already held; the summary over all
-    frames is cheap numpy. The newest ``window_s`` of audio waits for the next report, because its windows are
-    not complete yet. These rolling cues are estimates: Praat's pitch path and voicing see only the stretch at
-    hand, so voice measures can differ a little from a whole-utterance analysis (jitter most).
+    Each 10 ms intensity frame and 20 ms pitch frame is computed once, when its window is complete, by numpy
+    re-implementations of Praat's intensity and autocorrelation pitch (:mod:`~emoscribe.cues.frame_intensity`,
+    :mod:`~emoscribe.cues.frame_pitch`); a report summarises all frames so far with the same
+    :func:`~emoscribe.cues.summary.summarise` as the whole-utterance cues. HNR comes from the pitch frames'
+    strength and spectral balance from the voiced frames, as there; formants, jitter and shimmer need Praat's
+    Burg and glottal-pulse analyses, which would cost more than everything else together, so rolling cues
+    leave them ``None``. The newest 64 ms of intensity and 20 ms of pitch wait for their windows to fill.
 
-    :meth:`finish` analyses the whole utterance at once, so the final cues are exactly what
-    :func:`extract_cues` gives for the same audio, whether it was heard live or read from a file.
+    Rolling cues are estimates; the final cues of an utterance are :func:`extract_cues` of its samples (Praat,
+    the reference). How close the last rolling report comes to them is measured in ``tests/test_tracker.py``.
 
     A chunk that fails validation is refused with :class:`~emoscribe.cues.signal.AudioInputError` and leaves
-    what was already accepted untouched. Memory: the utterance's audio as float32 (64 kB per second) plus the
-    contours (about 1 kB per second); the segmenter bounds the utterance length.
+    what was already accepted untouched. Memory: the audio the next frames still need (128 ms) and what came
+    since the last report, and the contours (about 1 kB per second); the segmenter bounds the utterance length.
     """
 
     def __init__(self, settings: CueSettings | None = None) -> None:
         self.settings = settings or CueSettings()
-        self._chunks: list[np.ndarray] = []
+        self._pending: list[np.ndarray] = []
+        self._tail = np.zeros(0)
+        self._tail_from = 0
+        """Utterance sample index of ``_tail[0]``."""
         self._samples = 0
         self._clipped = 0
         self._sum = 0.0
+        self._pitch = PitchTracker(
+            self.settings.pitch_floor_hz, self.settings.pitch_ceiling_hz, self.settings.pitch_time_step_s
+        )
+        self._intensity = IntensityWindow(self.settings.intensity_min_pitch_hz, SAMPLE_RATE)
+        self._intensity_step = round(self.settings.time_step_s * SAMPLE_RATE)
+        self._next_intensity = self._intensity.half
+        """Centre (sample index) of the next intensity frame."""
         self._contours = Contours()
-        self._analysed_to = 0.0
-        """Frames before this utterance time are already in the rolling contours."""
 
     @property
     def duration_s(self) -> float:
         return self._samples / SAMPLE_RATE
 
     def push(self, samples: object) -> None:
-        """Accept the next chunk of 16 kHz mono PCM (int or float)."""
-        chunk, clipped = clip_to_full_scale(as_mono_float(samples, SAMPLE_RATE))
+        """Accept the next chunk of 16 kHz mono PCM (int or float); clipping is counted at the next report."""
+        chunk = np.asarray(samples)
+        if chunk.dtype.kind != "f" or chunk.ndim != 1 or not np.isfinite(chunk.sum()):
+            chunk = as_mono_float(chunk, SAMPLE_RATE)  # converts integer PCM; raises on bad input
         if chunk.size:
-            self._chunks.append(chunk.astype(np.float32))
+            self._pending.append(chunk)
             self._samples += chunk.size
-            self._clipped += clipped
-            self._sum += float(chunk.sum())
 
     def cues(self) -> Cues:
-        """Rolling cues of everything pushed so far but the newest ``window_s``."""
+        """Rolling cues of everything pushed so far but the newest frames, whose windows are not complete."""
         if not self._samples:
             return Cues(duration_s=0.0)
-        end = self.duration_s - self.settings.window_s
-        if end > self._analysed_to:
-            self._analyse_to(end)
+        if self._pending:
+            self._analyse_new()
         return summarise(
             self._contours,
             self.duration_s,
@@ -86,19 +104,37 @@ class CueTracker:
             dc_offset=self._sum / self._samples,
         )
 
-    def finish(self) -> Cues:
-        """Exact cues of the whole utterance (as :func:`extract_cues`); raises if nothing was pushed."""
-        return extract_cues(self._audio().astype(np.float64), SAMPLE_RATE, self.settings)
-
-    def _audio(self) -> np.ndarray:
-        """All accepted samples, joined once so later calls do not join again."""
-        if len(self._chunks) > 1:
-            self._chunks = [np.concatenate(self._chunks)]
-        return self._chunks[0] if self._chunks else np.empty(0, dtype=np.float32)
-
-    def _analyse_to(self, end_s: float) -> None:
-        """Append the frames between the last analysed time and ``end_s`` to the rolling contours."""
-        first = max(0, round((self._analysed_to - self.settings.window_s) * SAMPLE_RATE))
-        stretch = self._audio()[first:].astype(np.float64) - self._sum / self._samples
-        self._contours.extend(analyse(stretch, first / SAMPLE_RATE, (self._analysed_to, end_s), self.settings))
-        self._analysed_to = end_s
+    def _analyse_new(self) -> None:
+        """Append the frames that the audio pushed since the last report completes."""
+        new, clipped = clip_to_full_scale(np.concatenate(self._pending).astype(np.float64))
+        self._pending = []
+        self._clipped += clipped
+        self._sum += float(new.sum())
+        self._tail = np.concatenate([self._tail, new])
+        pitch = self._pitch.frames(self._tail, self._tail_from)
+        times = pitch.centres / SAMPLE_RATE
+        voiced = pitch.f0_hz > 0
+        half, step = self._intensity.half, self._intensity_step
+        first = self._next_intensity
+        centres = np.arange(first, self._samples - half, step)
+        self._next_intensity = first + step * centres.size
+        spectral = np.full((times.size, 4), np.nan)
+        every = max(1, round(self.settings.spectral_time_step_s / self.settings.pitch_time_step_s))
+        sampled = voiced & (np.round(times / self.settings.pitch_time_step_s).astype(int) % every == 0)
+        spectral[sampled] = spectral_balance(self._tail, self._tail_from / SAMPLE_RATE, times[sampled])
+        self._contours.extend(
+            Contours(
+                pitch_times=times,
+                f0_hz=np.where(voiced, pitch.f0_hz, np.nan),
+                hnr_db=hnr_from_strength(pitch.strength, voiced),
+                intensity_times=centres / SAMPLE_RATE,
+                intensity_db=self._intensity.levels_db(self._tail, centres - self._tail_from),
+                formants_hz=np.full((times.size, 3), np.nan),
+                spectral=spectral,
+            )
+        )
+        needed = min(self._next_intensity - half, self._pitch.next_centre - self._pitch.reach)
+        keep = min(needed, self._pitch.next_centre - SPECTRUM_SIZE // 2) - self._tail_from
+        if keep > 0:
+            self._tail = self._tail[keep:]
+            self._tail_from += keep

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -21,14 +22,17 @@ from emoscribe.cues import CueTracker, extract_cues
 from emoscribe.cues.binning import Binner
 from emoscribe.cues.model import Cues
 from emoscribe.daemon.config import ConfigError, DaemonConfig
-from emoscribe.daemon.frames import Frame, FrameSink, StreamInfo
-from emoscribe.daemon.segmenter import Segmenter, SpeechAudio, SpeechStarted, UtteranceDropped, UtteranceEnded
+from emoscribe.daemon.frames import SAMPLE_RATE, Frame, FrameSink, StreamInfo
+from emoscribe.daemon.segmenter import Segmenter, SpeechStarted, UtteranceDropped, UtteranceEnded
 from emoscribe.messages import PartialCues
 
 log = logging.getLogger(__name__)
 
 COUNTED = ("frames", "errors", "drops")
 """The counter families a front end reports through :meth:`Downstream.count`."""
+FRAME_TALLY = 50
+"""A stream's frames are counted in the metrics this many at a time (a second of 20 ms packets), and the rest
+when it ends, instead of once per packet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +79,11 @@ class _Stream:
     segmenter: Segmenter
     tracker: CueTracker | None = None
     utterance_start: float = 0.0
-    next_partial: float = 0.0
+    next_partial: int = 0
+    """Samples of the open utterance at which the next partial cues are due."""
     position: float = 0.0
+    uncounted: int = 0
+    """Frames not yet added to the metrics."""
 
 
 def segmenter_factory(config: DaemonConfig) -> Callable[[str], Segmenter]:
@@ -101,6 +108,7 @@ class Frontend:
         self.make_segmenter = make_segmenter
         self.binner = binner
         self.partial_interval_s = partial_interval_s
+        self._interval_samples = round(partial_interval_s * SAMPLE_RATE)
         self.downstream = downstream
         self.streams: dict[str, _Stream] = {}
 
@@ -116,29 +124,36 @@ class Frontend:
         if state is None:
             self.downstream.count("errors", "frame_for_unknown_stream")
             return
-        if not np.isfinite(frame.samples).all():
+        if not math.isfinite(frame.samples.sum()) and not np.isfinite(frame.samples).all():  # one reduction
             self.downstream.count("errors", "non_finite_samples")
             samples = np.nan_to_num(frame.samples, nan=0.0, posinf=0.0, neginf=0.0)
             frame = Frame(frame.stream, frame.start, samples)
-        self.downstream.count("frames", state.info.kind)
+        state.uncounted += 1
+        if state.uncounted >= FRAME_TALLY:
+            self.downstream.count("frames", state.info.kind, state.uncounted)
+            state.uncounted = 0
         state.position = frame.end
-        self._handle(state, state.segmenter.push(frame))
+        events = state.segmenter.push(frame)
+        if events:
+            self._handle(state, events)
+        if state.tracker is not None and state.segmenter.speech_samples >= state.next_partial:
+            self._partial(state)
 
     def stream_ended(self, stream: str, reason: str) -> None:
         state = self.streams.pop(stream, None)
         if state is None:
             return
+        if state.uncounted:
+            self.downstream.count("frames", state.info.kind, state.uncounted)
         self._handle(state, state.segmenter.flush("stream_end"))
         self.downstream.stream_closed(stream, reason, state.position)
 
     def _handle(self, state: _Stream, events: Sequence[object]) -> None:
         for event in events:
             if isinstance(event, SpeechStarted):
-                state.tracker = CueTracker()
+                state.tracker = CueTracker() if self.partial_interval_s > 0 else None
                 state.utterance_start = event.start
-                state.next_partial = self.partial_interval_s
-            elif isinstance(event, SpeechAudio):
-                self._partial(state, event)
+                state.next_partial = self._interval_samples
             elif isinstance(event, UtteranceEnded):
                 state.tracker = None
                 self._utterance(state, event)
@@ -146,15 +161,13 @@ class Frontend:
                 state.tracker = None
                 self.downstream.count("drops", f"utterance_{event.reason}")
 
-    def _partial(self, state: _Stream, event: SpeechAudio) -> None:
+    def _partial(self, state: _Stream) -> None:
+        """Rolling cues of the open utterance so far, once a partial interval more of it has been heard."""
         tracker = state.tracker
-        if tracker is None or self.partial_interval_s <= 0:
-            return
-        tracker.push(event.samples)
-        if tracker.duration_s < state.next_partial:
-            return
-        state.next_partial += self.partial_interval_s
+        assert tracker is not None
+        state.next_partial += self._interval_samples
         began = time.perf_counter()
+        tracker.push(state.segmenter.take_speech())
         cues = tracker.cues()
         took = time.perf_counter() - began
         tokens = self.binner.tokens(cues)

@@ -12,7 +12,13 @@ very next sample: the pieces are contiguous, nothing lost and nothing duplicated
 more than the maximum. Closed utterances shorter than ``min_speech_ms`` of speech (first to last voiced
 frame of the run) or refused by the speech gate are dropped and counted in :attr:`Segmenter.dropped`.
 
-Everything counts samples, never seconds: how the stream is cut into frames cannot change the result.
+Everything counts samples, never seconds: how the stream is cut into frames cannot change the result. The
+VAD judges every frame a push completes in one call, and a push that completes none costs a copy: packets
+(20 ms) are shorter than VAD frames (30 ms), so that is every third push.
+
+While an utterance is open, its audio so far is there to take with :meth:`Segmenter.take_speech` (for rolling
+cues), up to the last voiced frame plus the tail: silence after it is held back until speech resumes, so what
+is taken concatenates to exactly :attr:`UtteranceEnded.samples`.
 """
 
 from __future__ import annotations
@@ -42,19 +48,6 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class SpeechAudio:
-    """The next stretch of the open utterance, pre-roll first.
-
-    Silence after the last voiced frame is held back until speech resumes, so the stretches of an utterance
-    concatenate to exactly :attr:`UtteranceEnded.samples`.
-    """
-
-    stream: str
-    start: float
-    samples: np.ndarray
-
-
-@dataclass(frozen=True, slots=True, eq=False)
 class UtteranceEnded:
     """A finished utterance: ``samples`` span ``start`` to ``end``; ``detected_at`` is the decision time."""
 
@@ -78,7 +71,7 @@ class UtteranceDropped:
     detail: str | None = None
 
 
-SegmentEvent = SpeechStarted | SpeechAudio | UtteranceEnded | UtteranceDropped
+SegmentEvent = SpeechStarted | UtteranceEnded | UtteranceDropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,55 +176,84 @@ class Segmenter:
     def _reset_stream(self) -> None:
         self.vad.reset()
         self._origin: float | None = None
-        self._remainder = np.zeros(0, dtype=np.float32)
+        self._rest = np.zeros(self.vad.frame_samples, dtype=np.float32)
+        self._resting = 0
+        """The first ``_resting`` samples of ``_rest`` wait for the rest of their VAD frame."""
         self._pos = 0
         self._audio.start = self._audio.size = 0
         self._ring: deque[tuple[int, bool]] = deque(maxlen=self._ring_frames)
+        self._ring_voiced = 0
         self._open = False
         self._start = self._speech_from = self._voiced_to = self._sent = 0
 
     def _time(self, index: int) -> float:
         return (self._origin or 0.0) + index / SAMPLE_RATE
 
+    @property
+    def speech_samples(self) -> int:
+        """Samples of the open utterance that :meth:`take_speech` has given or can give (0 when none is open)."""
+        return self._releasable() - self._start if self._open else 0
+
+    def take_speech(self) -> np.ndarray:
+        """The open utterance's audio since the last call (pre-roll first); empty when none is open."""
+        if not self._open:
+            return np.zeros(0, dtype=np.float32)
+        upto = self._releasable()
+        taken = self._audio.slice(self._sent, upto)
+        self._sent = upto
+        return taken
+
+    def _releasable(self) -> int:
+        return min(self._pos, self._voiced_to + self._tail)
+
     def push(self, frame: Frame) -> list[SegmentEvent]:
         """Consume a frame of any length; returns what happened, in order."""
         if frame.stream != self.stream:
             raise ValueError(f"frame of stream {frame.stream!r} pushed to the segmenter of {self.stream!r}")
-        samples = np.asarray(frame.samples, dtype=np.float32)
+        samples = frame.samples
+        if not isinstance(samples, np.ndarray) or samples.dtype != np.float32:
+            samples = np.asarray(samples, dtype=np.float32)
         if samples.ndim != 1:
             raise ValueError(f"expected mono samples as a 1-D array, got shape {samples.shape}")
         if self._origin is None:
             self._origin = frame.start
-        data = np.concatenate([self._remainder, samples]) if self._remainder.size else samples
-        size = self.vad.frame_samples
-        whole = data.size // size
+        size, resting = self.vad.frame_samples, self._resting
+        whole = (resting + samples.size) // size
+        if whole == 0:
+            self._rest[resting : resting + samples.size] = samples
+            self._resting += samples.size
+            return []
+        used = whole * size - resting
+        judged = samples[:used] if not resting else np.concatenate([self._rest[:resting], samples[:used]])
+        frames = judged.reshape(whole, size)
         events: list[SegmentEvent] = []
-        for k in range(whole):
-            self._step(data[k * size : (k + 1) * size], events)
-        self._remainder = data[whole * size :].copy()
-        if self._open:
-            self._release(events, min(self._pos, self._voiced_to + self._tail))
+        for row, voiced in enumerate(self.vad.classify(frames)):
+            self._step(frames[row], voiced, events)
+        self._resting = samples.size - used
+        self._rest[: self._resting] = samples[used:]
         return events
 
     def flush(self, reason: EndReason = "stream_end") -> list[SegmentEvent]:
         """End of stream: close an open utterance (the unjudged remainder joins it) and forget the stream."""
         events: list[SegmentEvent] = []
         if self._open:
-            self._audio.append(self._remainder)
-            self._pos += self._remainder.size
-            self._close(events, reason, min(self._pos, self._voiced_to + self._tail))
+            self._audio.append(self._rest[: self._resting])
+            self._pos += self._resting
+            self._close(events, reason, self._releasable())
         self._reset_stream()
         return events
 
-    def _step(self, frame: np.ndarray, events: list[SegmentEvent]) -> None:
-        voiced = self.vad.is_speech(frame)
+    def _step(self, frame: np.ndarray, voiced: bool, events: list[SegmentEvent]) -> None:
         first = self._pos
         self._audio.append(frame)
         self._pos += frame.size
+        if len(self._ring) == self._ring_frames and self._ring[0][1]:
+            self._ring_voiced -= 1
         self._ring.append((first, voiced))
+        self._ring_voiced += voiced
         if not self._open:
             self._audio.keep_from(self._pos - self._history)
-            if sum(v for _, v in self._ring) >= self._needed:
+            if self._ring_voiced >= self._needed:
                 self._open_utterance(events)
             return
         if voiced:
@@ -262,13 +284,7 @@ class Segmenter:
         if speech_goes_on:
             self._begin(events, cut)
 
-    def _release(self, events: list[SegmentEvent], upto: int) -> None:
-        if upto > self._sent:
-            events.append(SpeechAudio(self.stream, self._time(self._sent), self._audio.slice(self._sent, upto)))
-            self._sent = upto
-
     def _close(self, events: list[SegmentEvent], reason: EndReason, end: int) -> None:
-        self._release(events, end)
         start, detected = self._time(self._start), self._time(self._pos)
         if self._voiced_to - self._speech_from < self._min_speech:
             self._drop(events, end, "too_short", None)
@@ -281,6 +297,7 @@ class Segmenter:
                 events.append(UtteranceEnded(self.stream, start, self._time(end), samples, reason, detected))
         self._open = False
         self._ring.clear()
+        self._ring_voiced = 0
         self._audio.keep_from(max(end, self._pos - self._history))
 
     def _drop(self, events: list[SegmentEvent], end: int, reason: str, detail: str | None) -> None:

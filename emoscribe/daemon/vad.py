@@ -7,6 +7,7 @@ backends can be swapped by name from the configuration (:func:`make_vad`).
 from __future__ import annotations
 
 import importlib.util
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,22 +24,38 @@ class Vad(Protocol):
 
     @property
     def frame_samples(self) -> int:
-        """Samples in the one frame size :meth:`is_speech` accepts."""
+        """Samples in the one frame size the detector judges."""
         ...
 
-    def is_speech(self, frame: np.ndarray) -> bool: ...
+    def classify(self, frames: np.ndarray) -> list[bool]:
+        """Judge consecutive frames of the stream, one per row of a ``(n, frame_samples)`` array, in one call:
+        the segmenter hands over every frame a packet completes at once."""
+        ...
+
+    def is_speech(self, frame: np.ndarray) -> bool:
+        """Judge the stream's next single frame."""
+        ...
 
     def reset(self) -> None:
         """Forget the stream so far (a new stream may follow)."""
         ...
 
 
-def _check_frame(frame: np.ndarray, size: int) -> np.ndarray:
+def _check_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 2 or frames.shape[1] != size:
+        raise ValueError(f"expected frames of {size} samples, one per row, got shape {frames.shape}")
+    if math.isfinite(frames.sum()):  # one reduction: the sum of finite frames of audio stays finite
+        return frames
+    # NaN/inf would turn into arbitrary integers or poison the recurrent state: judge them as silence.
+    return np.nan_to_num(frames, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _one_frame(frame: np.ndarray, size: int) -> np.ndarray:
     frame = np.asarray(frame, dtype=np.float32)
     if frame.shape != (size,):
         raise ValueError(f"expected one frame of {size} samples, got shape {frame.shape}")
-    # NaN/inf would turn into arbitrary integers or poison the recurrent state: judge them as silence.
-    return np.nan_to_num(frame, nan=0.0, posinf=0.0, neginf=0.0)
+    return frame[None, :]
 
 
 class WebRtcVad:
@@ -65,12 +82,22 @@ class WebRtcVad:
     def frame_samples(self) -> int:
         return self._frame_samples
 
+    def classify(self, frames: np.ndarray) -> list[bool]:
+        frames = _check_frames(frames, self._frame_samples)
+        scaled = np.minimum(frames, 1.0)  # as np.round(np.clip(x, -1, 1) * 32767), by ufuncs alone
+        np.maximum(scaled, -1.0, out=scaled)
+        np.multiply(scaled, 32767.0, out=scaled)
+        pcm = memoryview(np.rint(scaled, out=scaled).astype("<i2").tobytes())
+        step = 2 * self._frame_samples
+        decisions = []
+        for row in range(frames.shape[0]):
+            speech = self._vad.is_speech(pcm[row * step : (row + 1) * step], SAMPLE_RATE)
+            self._frames += 1
+            decisions.append(speech and self._frames > self._warmup_frames)
+        return decisions
+
     def is_speech(self, frame: np.ndarray) -> bool:
-        frame = _check_frame(frame, self._frame_samples)
-        pcm = np.round(np.clip(frame, -1.0, 1.0) * 32767.0).astype("<i2")
-        speech = self._vad.is_speech(pcm.tobytes(), SAMPLE_RATE)
-        self._frames += 1
-        return speech and self._frames > self._warmup_frames
+        return self.classify(_one_frame(frame, self._frame_samples))[0]
 
     def reset(self) -> None:
         # The C detector adapts its noise model: a new instance is a clean start.
@@ -134,17 +161,23 @@ class SileroVad:
     def frame_samples(self) -> int:
         return self.WINDOW
 
-    def probability(self, frame: np.ndarray) -> float:
-        """Speech probability of the frame; advances the recurrent state."""
-        window = np.concatenate([self._context, _check_frame(frame, self.WINDOW)])[None, :]
-        output, self._state = self._session.run(
-            ["output", "stateN"], {"input": window, "state": self._state, "sr": self._rate}
-        )
-        self._context = window[0, -self.CONTEXT :]
-        return float(output[0, 0])
+    def probabilities(self, frames: np.ndarray) -> list[float]:
+        """Speech probability of each frame (one per row), in order; advances the recurrent state."""
+        found = []
+        for frame in _check_frames(frames, self.WINDOW):
+            window = np.concatenate([self._context, frame])[None, :]
+            output, self._state = self._session.run(
+                ["output", "stateN"], {"input": window, "state": self._state, "sr": self._rate}
+            )
+            self._context = window[0, -self.CONTEXT :]
+            found.append(float(output[0, 0]))
+        return found
+
+    def classify(self, frames: np.ndarray) -> list[bool]:
+        return [p >= self.threshold for p in self.probabilities(frames)]
 
     def is_speech(self, frame: np.ndarray) -> bool:
-        return self.probability(frame) >= self.threshold
+        return self.classify(_one_frame(frame, self.WINDOW))[0]
 
     def reset(self) -> None:
         self._state = np.zeros((2, 1, 128), dtype=np.float32)
