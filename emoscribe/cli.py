@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from emoscribe.clients.listen import listen_command
-from emoscribe.cues.commands import cues_command, fit_bins_command
+from emoscribe.cues.commands import cues_command, fit_bins_command, fit_grounding_command
 from emoscribe.daemon.commands import run_command
 from emoscribe.training.commands import eval_command, export_command, train_command
 
@@ -20,6 +20,7 @@ app.command("run")(run_command)
 app.command("listen")(listen_command)
 app.command("cues")(cues_command)
 app.command("fit-bins")(fit_bins_command)
+app.command("fit-grounding")(fit_grounding_command)
 app.command("train")(train_command)
 app.command("export")(export_command)
 app.command("eval")(eval_command)
