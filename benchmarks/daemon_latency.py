@@ -130,7 +130,7 @@ def run_level(
         while time.monotonic() < deadline:
             message = subscriber.receive(200)
             if message is not None and message.kind == "utterance":
-                latencies.append(message.payload["latency"]["end_to_publish_ms"])
+                latencies.append(message.latency["end_to_publish_ms"])
         stop.set()
         sender.join()
         daemon.terminate()

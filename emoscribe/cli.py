@@ -6,7 +6,7 @@ import typer
 
 from emoscribe.clients.listen import listen_command
 from emoscribe.cues.commands import cues_command, fit_bins_command, fit_grounding_command
-from emoscribe.daemon.commands import run_command
+from emoscribe.daemon.commands import keys_command, run_command
 from emoscribe.training.commands import eval_command, export_command, train_command
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.command("run")(run_command)
 app.command("listen")(listen_command)
+app.command("keys")(keys_command)
 app.command("cues")(cues_command)
 app.command("fit-bins")(fit_bins_command)
 app.command("fit-grounding")(fit_grounding_command)

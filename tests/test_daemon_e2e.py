@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -22,8 +20,9 @@ from rtp_packets import build_rtp
 from emoscribe.audio import load_audio
 from emoscribe.clients.subscriber import Subscriber
 from emoscribe.g711 import ulaw_encode
+from emoscribe.messages import StreamEnded, StreamStarted, json_schema
 
-SCHEMA = json.loads(resources.files("emoscribe.daemon").joinpath("schema.json").read_text())
+SCHEMA = json_schema()
 RATE = 16_000
 
 
@@ -58,9 +57,17 @@ def conversation(demo_dir: Path, path: Path) -> list[tuple[float, float]]:
 
 
 def start_daemon(
-    bundle_dir: Path, tmp_path: Path, *sources: str, realtime: bool = False, extra: str = "", workers: int = 1
+    bundle_dir: Path,
+    tmp_path: Path,
+    *sources: str,
+    realtime: bool = False,
+    extra: str = "",
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    endpoint: str | None = None,
 ):
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    """The daemon as a subprocess, and a plain subscriber of its endpoint (connected before it starts)."""
+    endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
     config = tmp_path / "daemon.toml"
     config.write_text(
         f"realtime = {'true' if realtime else 'false'}\nworkers = {workers}\n"
@@ -72,7 +79,8 @@ def start_daemon(
     command = [sys.executable, "-m", "emoscribe", "run", "--config", str(config), "--endpoint", endpoint]
     for source in sources:
         command += ["--source", source]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    environment = {**os.environ, **(env or {})}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
     return process, subscriber
 
 
@@ -88,7 +96,7 @@ def collect(subscriber: Subscriber, until, timeout: float = 30.0) -> list:
 
 
 def stream_ended(messages) -> bool:
-    return any(m.kind == "stream" and m.payload["event"] == "end" for m in messages)
+    return any(isinstance(m, StreamEnded) for m in messages)
 
 
 def test_file_source_end_to_end(bundle_dir: Path, tmp_path: Path, demo_dir: Path) -> None:
@@ -99,12 +107,12 @@ def test_file_source_end_to_end(bundle_dir: Path, tmp_path: Path, demo_dir: Path
     process.wait(timeout=30)
     assert process.returncode == 0, process.stderr.read()
     for message in messages:
-        jsonschema.validate(message.payload, SCHEMA)
+        jsonschema.validate(message.to_payload(), SCHEMA)
     stream = [m for m in messages if m.kind != "heartbeat"]
-    assert [m.payload["seq"] for m in stream] == list(range(len(stream))), "seq is gapless per stream"
-    assert stream[0].payload["event"] == "start" and stream[-1].payload["event"] == "end"
-    assert stream[-1].payload["reason"] == "eof"
-    utterances = [m.payload for m in stream if m.kind == "utterance"]
+    assert [m.seq for m in stream] == list(range(len(stream))), "seq is gapless per stream"
+    assert isinstance(stream[0], StreamStarted) and isinstance(stream[-1], StreamEnded)
+    assert stream[-1].reason == "eof"
+    utterances = [m.to_payload() for m in stream if m.kind == "utterance"]
     assert len(utterances) == len(truth)
     assert [u["emotion"]["speaker_reference"] for u in utterances] == [0, 1], "judged against earlier ones"
     for utterance, (start, end) in zip(utterances, truth, strict=True):
@@ -113,7 +121,7 @@ def test_file_source_end_to_end(bundle_dir: Path, tmp_path: Path, demo_dir: Path
         assert utterance["cues"]["f0_median_hz"] > 80
         assert utterance["latency"]["end_to_publish_ms"] > 0
         assert len(utterance["prompts"]) == 3
-    partials = [m.payload for m in stream if m.kind == "cues"]
+    partials = [m.to_payload() for m in stream if m.kind == "cues"]
     assert partials and all(p["partial"] for p in partials)
     assert any(m.kind == "heartbeat" for m in messages) or len(messages) > 0
     subscriber.close()
@@ -131,7 +139,7 @@ def test_sigterm_during_speech_publishes_the_utterance_and_exits_zero(
     messages = collect(subscriber, stream_ended, timeout=20)
     process.wait(timeout=20)
     assert process.returncode == 0, process.stderr.read()
-    kinds = [(m.kind, m.payload.get("reason")) for m in messages if m.kind != "heartbeat"]
+    kinds = [(m.kind, getattr(m, "reason", None)) for m in messages if m.kind != "heartbeat"]
     assert ("utterance", "stream_end") in kinds or any(k == "utterance" for k, _ in kinds)
     assert kinds[-1] == ("stream", "shutdown")
     subscriber.close()
@@ -209,16 +217,16 @@ def test_rtp_pcmu_end_to_end(bundle_dir: Path, tmp_path: Path, demo_dir: Path, w
             time.sleep(0.004)
 
     def all_ended(messages: list) -> bool:
-        return sum(m.kind == "stream" and m.payload["event"] == "end" for m in messages) == len(legs)
+        return sum(isinstance(m, StreamEnded) for m in messages) == len(legs)
 
     messages = collect(subscriber, all_ended, timeout=30)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=20)
     assert process.returncode == 0, process.stderr.read()
     for message in messages:
-        jsonschema.validate(message.payload, SCHEMA)
+        jsonschema.validate(message.to_payload(), SCHEMA)
     for ssrc, (_, start, end) in legs.items():
-        stream = [m.payload for m in messages if m.stream == f"rtp-{ssrc:08x}"]
+        stream = [m.to_payload() for m in messages if m.stream == f"rtp-{ssrc:08x}"]
         assert [p["seq"] for p in stream] == list(range(len(stream)))
         assert stream[0]["event"] == "start" and stream[-1]["event"] == "end" and stream[-1]["reason"] == "timeout"
         utterances = [p for p in stream if p["schema"] == "emoscribe.utterance/1"]

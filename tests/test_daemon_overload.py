@@ -79,7 +79,7 @@ def service(tmp_path: Path):
     bundle = load_bundle(make_fake_bundle(tmp_path / "bundle"))
     publisher = Publisher(config.publish.endpoint)
     sent: list[dict] = []
-    publisher.echo = lambda topic, payload: sent.append(payload)
+    publisher.echo = lambda message: sent.append(message.to_payload())
     engine = SlowEngine()
     built = Service(config, engine, Describer(bundle), publisher, Metrics())
     yield built, sent, engine

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -17,14 +15,23 @@ from fake_bundle import LABELS, make_fake_bundle
 from emoscribe.bundle import load_bundle
 from emoscribe.clients.subscriber import Subscriber
 from emoscribe.cues import Cues
+from emoscribe.daemon.app import build_service
 from emoscribe.daemon.batcher import BatchConfig, Batcher, Request
-from emoscribe.daemon.config import ConfigError, load_config
+from emoscribe.daemon.config import (
+    ConfigError,
+    DaemonConfig,
+    EngineSettings,
+    MetricsSettings,
+    PublishSettings,
+    load_config,
+)
 from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine import EngineOutput
 from emoscribe.daemon.engine.onnx_local import OnnxEngine, open_session
 from emoscribe.daemon.publisher import Publisher
+from emoscribe.messages import PartialCues, StreamEnded, StreamStarted, json_schema
 
-SCHEMA = json.loads(resources.files("emoscribe.daemon").joinpath("schema.json").read_text())
+SCHEMA = json_schema()
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +62,14 @@ def test_published_messages_validate_and_count_gaps() -> None:
     publisher = Publisher("tcp://127.0.0.1:*")
     subscriber = Subscriber(publisher.endpoint)
     time.sleep(0.3)  # let the subscription reach the publisher (ZeroMQ's slow-joiner)
-    body = {"event": "start", "start": 0.0, "end": 0.0, "reason": None, "details": {}}
-    publisher.publish("stream", "s1", body)
-    publisher.publish("cues", "s1", {"start": 0.0, "end": 0.5, "partial": True, "cues": {"duration_s": 0.5}})
+    publisher.publish(StreamStarted(stream="s1"))
+    publisher.publish(PartialCues(stream="s1", end=0.5, cues={"duration_s": 0.5}))
     publisher._seq["s1"] += 2  # two messages that never went out
-    publisher.publish("stream", "s1", body | {"event": "end", "end": 1.0, "reason": "eof"})
+    publisher.publish(StreamEnded(stream="s1", end=1.0, reason="eof"))
     received = [subscriber.receive(2000) for _ in range(3)]
-    assert [m.payload["seq"] for m in received] == [0, 1, 4]
+    assert [m.seq for m in received] == [0, 1, 4]
     for message in received:
-        jsonschema.validate(message.payload, SCHEMA)
+        jsonschema.validate(message.to_payload(), SCHEMA)
     assert subscriber.gaps == {"s1": 2}
     subscriber.close()
     publisher.close()
@@ -76,7 +82,7 @@ def test_slow_subscriber_never_blocks_the_publisher() -> None:
     time.sleep(0.3)
     started = time.perf_counter()
     for i in range(20_000):
-        publisher.publish("cues", "s", {"start": 0.0, "end": 0.0, "cues": {"duration_s": float(i)}})
+        publisher.publish(PartialCues(stream="s", cues={"duration_s": float(i)}))
     assert time.perf_counter() - started < 5.0, "20,000 sends to a subscriber that reads nothing"
     assert publisher.sent["cues"] == 20_000
     subscriber.close()
@@ -186,3 +192,18 @@ def test_describer_never_offers_a_prompt_of_the_other_sex(bundle) -> None:
     male_voice = Cues(duration_s=2.0, f0_median_hz=110.0, intensity_mean_db=75.0)
     top = describer.describe(male_voice, male, logits)["prompts"][0]["text"]
     assert top == "high male pitch anger", "the same embedding from a male voice keeps its own prompt"
+
+
+def test_start_up_log_says_speaker_normalisation_is_on(tmp_path: Path, caplog) -> None:
+    """An empty normaliser (no stream heard yet) is still on: the log must not call it off."""
+    bundle = make_fake_bundle(tmp_path / "bundle", speaker=True)
+    config = DaemonConfig(
+        engine=EngineSettings(bundle=str(bundle)),
+        metrics=MetricsSettings(enabled=False),
+        publish=PublishSettings(endpoint="tcp://127.0.0.1:*"),
+    )
+    with caplog.at_level("INFO", logger="emoscribe.daemon.app"):
+        service = build_service(config)
+    service.publisher.close()
+    assert service.normaliser is not None and len(service.normaliser) == 0
+    assert "speaker normalisation over" in caplog.text and "speaker normalisation off" not in caplog.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import socket
 import struct
@@ -25,7 +24,9 @@ from emoscribe.daemon.config import DaemonConfig
 from emoscribe.daemon.shard_worker import LinkDownstream
 from emoscribe.daemon.shards import ShardPool
 from emoscribe.daemon.udp_sockets import ssrc_socket_group
+from emoscribe.daemon.worker_link import decode
 from emoscribe.g711 import ulaw_encode
+from emoscribe.messages import StreamEnded
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT BPF is Linux only")
 
@@ -105,8 +106,8 @@ def test_a_worker_that_dies_ends_its_streams_and_is_replaced(tmp_path: Path, dem
     time.sleep(0.3)
     victim = worker_pids(process.pid)[1]
     os.kill(victim, signal.SIGKILL)
-    lost = collect(subscriber, lambda ms: any(m.kind == "stream" and m.payload["event"] == "end" for m in ms), 30)
-    assert lost[-1].stream == "rtp-00001111" and lost[-1].payload["reason"] == "worker_exit"
+    lost = collect(subscriber, lambda ms: any(isinstance(m, StreamEnded) for m in ms), 30)
+    assert lost[-1].stream == "rtp-00001111" and lost[-1].reason == "worker_exit"
 
     send_leg(port, 0x3333, payload, range(len(payload) // 160))  # odd again: served by the new worker 1
     later = collect(subscriber, lambda ms: any(m.kind == "utterance" for m in ms), timeout=60)
@@ -153,8 +154,7 @@ def test_worker_tallies_reach_the_main_process_per_worker(tmp_path: Path) -> Non
         link.close()
     recorder = Recorder()
     for _ in range(2):
-        kind, payload = pull.recv_multipart()
-        pool._dispatch(kind, pickle.loads(payload), recorder)
+        pool._dispatch(decode(pull.recv()), recorder)
     assert recorder.counts == {("frames", "rtp"): 100, ("drops", "utterance_non_speech"): 2}
     assert {name: dict(t) for name, t in recorder.watched.items()} == {
         "worker0-RtpSource-0": {"version": 10},

@@ -8,34 +8,58 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import zmq
 from rich.console import Console
 
-from emoscribe.clients.subscriber import Message, Subscriber
-from emoscribe.daemon.publisher import DEFAULT_ENDPOINT
+from emoscribe.clients.subscriber import Subscriber
+from emoscribe.curve import CurveError, load_key_pair, load_public_key
+from emoscribe.messages import (
+    DEFAULT_ENDPOINT,
+    Heartbeat,
+    Message,
+    PartialCues,
+    StreamStarted,
+    Utterance,
+    message_types,
+)
 
-KINDS = ("utterance", "cues", "stream", "heartbeat")
+KINDS = tuple(dict.fromkeys(cls.kind for cls in message_types()))
 
 
 def render(message: Message) -> str:
     """One line of rich markup per message."""
-    p = message.payload
-    where = f"[cyan]{message.stream}[/cyan] {p.get('start', 0):7.2f}-{p.get('end', 0):7.2f} s"
-    if message.kind == "utterance":
-        emotion = p["emotion"]
-        label = f"[bold]{emotion['label'] or 'uncertain'}[/bold] ({emotion['confidence']:.2f})"
-        prompts = "; ".join(f"{x['text']} {x['score']:.2f}" for x in p["prompts"])
-        latency = p["latency"].get("end_to_publish_ms", 0.0)
-        return f"{where} {label}  {p['caption']}  [dim]{prompts}  {latency:.1f} ms[/dim]"
-    if message.kind == "cues":
-        cues = p["cues"]
-        f0 = cues.get("f0_median_hz")
-        level = cues.get("intensity_mean_db")
+    where = (
+        f"[cyan]{message.stream}[/cyan] {getattr(message, 'start', 0):7.2f}-{getattr(message, 'end', 0):7.2f} s"
+    )
+    if isinstance(message, Utterance):
+        confidence = message.emotion.get("confidence", 0.0)
+        label = f"[bold]{message.label or 'uncertain'}[/bold] ({confidence:.2f})"
+        prompts = "; ".join(f"{x['text']} {x['score']:.2f}" for x in message.prompts)
+        latency = message.latency.get("end_to_publish_ms", 0.0)
+        return f"{where} {label}  {message.caption}  [dim]{prompts}  {latency:.1f} ms[/dim]"
+    if isinstance(message, PartialCues):
+        f0 = message.cues.get("f0_median_hz")
+        level = message.cues.get("intensity_mean_db")
         parts = [f"F0 {f0:.0f} Hz" if f0 else "F0 -", f"{level:.1f} dB" if level else "level -"]
         return f"{where} [dim]… {', '.join(parts)}[/dim]"
-    if message.kind == "stream":
-        return f"{where} [yellow]stream {p['event']}[/yellow] {p.get('reason') or ''}"
-    return f"[dim]heartbeat: {p['active_streams']} streams, queue {p.get('queue_depth', 0)}[/dim]"
+    if isinstance(message, Heartbeat):
+        return f"[dim]heartbeat: {message.active_streams} streams, queue {message.queue_depth}[/dim]"
+    event = getattr(message, "event", message.kind)
+    joined = " (open before you joined)" if isinstance(message, StreamStarted) and message.snapshot else ""
+    return f"{where} [yellow]{message.kind} {event}[/yellow] {getattr(message, 'reason', None) or ''}{joined}"
+
+
+def curve_options(server_key: Path | None, client_key: Path | None) -> dict:
+    """The Subscriber's CURVE arguments from key files; one clear error for a half-given or unreadable pair."""
+    if server_key is None and client_key is None:
+        return {}
+    if server_key is None or client_key is None:
+        raise typer.BadParameter(
+            "CURVE needs both --server-key (the daemon's .key) and --client-key (your .key_secret)"
+        )
+    try:
+        return {"server_key": load_public_key(server_key), "client_keys": load_key_pair(client_key)}
+    except CurveError as error:
+        raise typer.BadParameter(str(error)) from error
 
 
 def listen_command(
@@ -45,7 +69,11 @@ def listen_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line: {topic, payload}.")] = False,
     count: Annotated[int, typer.Option(help="Exit after this many messages (0: never).")] = 0,
     timeout: Annotated[float, typer.Option(help="Exit after this many seconds without a message (0: never).")] = 0,
-    server_key: Annotated[Path | None, typer.Option(help="The daemon's CURVE public key file.")] = None,
+    server_key: Annotated[Path | None, typer.Option(help="The daemon's CURVE public key file (.key).")] = None,
+    client_key: Annotated[
+        Path | None,
+        typer.Option(help="This client's CURVE secret key file (.key_secret), listed with the daemon."),
+    ] = None,
 ) -> None:
     """Subscribe to a running daemon and print what it publishes."""
     kinds = kind or list(KINDS)
@@ -53,8 +81,7 @@ def listen_command(
     if unknown:
         raise typer.BadParameter(f"unknown kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
     topics = [k if k == "heartbeat" else f"{k}.{stream}" if stream else f"{k}." for k in kinds]
-    key = zmq.auth.load_certificate(str(server_key))[0] if server_key else None
-    subscriber = Subscriber(endpoint, topics, server_key=key)
+    subscriber = Subscriber(endpoint, topics, **curve_options(server_key, client_key))
     console = Console(highlight=False)
     seen = 0
     try:
@@ -64,7 +91,7 @@ def listen_command(
                 break
             seen += 1
             if as_json:
-                print(json.dumps({"topic": message.topic, "payload": message.payload}), flush=True)
+                print(json.dumps({"topic": message.topic, "payload": message.to_payload()}), flush=True)
             else:
                 console.print(render(message))
     except KeyboardInterrupt:

@@ -8,19 +8,23 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import zmq
+
 from emoscribe.bundle import resolve_bundle
 from emoscribe.cues.binning import Binner
-from emoscribe.daemon.config import DaemonConfig
+from emoscribe.curve import CurveError, CurveServer
+from emoscribe.daemon.config import ConfigError, DaemonConfig
 from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
 from emoscribe.daemon.frontend import InProcess, Source, segmenter_factory
 from emoscribe.daemon.metrics import Metrics
-from emoscribe.daemon.publisher import CurveKeys, Publisher
+from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.service import Producer, Service
 from emoscribe.daemon.shards import ShardPool
 from emoscribe.daemon.sources import is_rtp, open_sources, rtp_address
 from emoscribe.daemon.speaker_reference import speaker_normaliser
 from emoscribe.daemon.udp_sockets import bind_udp, ssrc_socket_group
+from emoscribe.messages import Message
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ def make_producers(
     return producers
 
 
-def build_service(config: DaemonConfig, echo: Callable[[str, dict], None] | None = None) -> Service:
+def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None = None) -> Service:
     """Everything but the sources, opened and checked: bad bundle, busy port or bad key fail here, at start."""
     bundle = resolve_bundle(config.engine.bundle)
     engine = OnnxEngine(bundle, config.engine.device, config.engine.variant, config.engine.threads)
@@ -58,17 +62,24 @@ def build_service(config: DaemonConfig, echo: Callable[[str, dict], None] | None
     metrics = Metrics()
     if config.metrics.enabled:
         metrics.serve(config.metrics.host, config.metrics.port)
-    curve = CurveKeys.load(config.publish.curve_secret_key) if config.publish.curve_secret_key else None
+    curve = None
+    if config.publish.curve_secret_key:
+        try:
+            curve = CurveServer(
+                config.publish.curve_secret_key, config.publish.curve_clients, zmq.Context.instance()
+            )
+        except CurveError as error:
+            raise ConfigError(f"publish: {error}") from error
     publisher = Publisher(config.publish.endpoint, config.publish.send_hwm, curve, echo=echo)
     log.info(
         "bundle %s, engine %s (%s), speaker normalisation %s, publishing on %s",
         bundle.path,
         engine.providers,
         engine.variant,
-        f"over {bundle.speaker_horizon} utterances" if normaliser else "off",
+        f"over {bundle.speaker_horizon} utterances" if normaliser is not None else "off",
         publisher.endpoint,
     )
-    return Service(config, engine, describer, publisher, metrics, normaliser)
+    return Service(config, engine, describer, publisher, metrics, normaliser, curve)
 
 
 async def serve(service: Service, producers: Sequence[Producer]) -> bool:
@@ -77,8 +88,12 @@ async def serve(service: Service, producers: Sequence[Producer]) -> bool:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if service.curve is not None:
+        loop.add_signal_handler(signal.SIGHUP, service.curve.reload)
     await asyncio.sleep(service.config.publish.join_delay_s)
     try:
         return await service.run(producers, stop)
     finally:
         service.publisher.close()
+        if service.curve is not None:
+            service.curve.stop()

@@ -17,6 +17,7 @@ from rich.console import Console
 from emoscribe.bundle import BundleError, default_bundle_path
 from emoscribe.daemon.config import ConfigError, load_config
 from emoscribe.logs import configure_logging
+from emoscribe.messages import Message
 
 log = logging.getLogger("emoscribe")
 
@@ -85,10 +86,31 @@ def run_command(
         print("emoscribe run: the drain deadline passed with utterances still queued", file=sys.stderr)
 
 
-def _printer() -> Callable[[str, dict], None]:
+def keys_command(
+    name: Annotated[str, typer.Argument(help="Name of the key pair, e.g. server or the client's name.")],
+    out: Annotated[Path, typer.Option(help="Folder for NAME.key (public) and NAME.key_secret.")] = Path(),
+) -> None:
+    """Create a CURVE key pair for the daemon (server) or for a subscriber (client).
+
+    Give the daemon the server's .key_secret (publish.curve_secret_key) and a folder holding each admitted
+    client's .key (publish.curve_clients); give each client the server's .key and its own .key_secret."""
+    import zmq.auth
+
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise typer.BadParameter(f"{name!r}: use letters, digits, '-' and '_' only")
+    out.mkdir(parents=True, exist_ok=True)
+    for suffix in (".key", ".key_secret"):
+        if (out / f"{name}{suffix}").exists():
+            print(f"emoscribe keys: {out / (name + suffix)} exists; not overwriting a key", file=sys.stderr)
+            raise typer.Exit(1)
+    public, secret = zmq.auth.create_certificates(out, name)
+    Path(secret).chmod(0o600)
+    print(f"public key: {public}\nsecret key: {secret} (keep it private)")
+
+
+def _printer() -> Callable[[Message], None]:
     """Print each published message as the listener would."""
     from emoscribe.clients.listen import render
-    from emoscribe.clients.subscriber import Message
 
     console = Console(highlight=False)
-    return lambda topic, payload: console.print(render(Message(topic, payload)))
+    return lambda message: console.print(render(message))

@@ -20,6 +20,7 @@ from emoscribe.daemon.roles import RoleSettings
 from emoscribe.daemon.segmenter import SegmenterConfig
 from emoscribe.daemon.shedding import BudgetSettings, ShedSettings
 from emoscribe.daemon.summary import SummarySettings
+from emoscribe.messages import DEFAULT_ENDPOINT
 
 ENV_PREFIX = "EMOSCRIBE_"
 NOT_SETTINGS = frozenset({"EMOSCRIBE_DATA", "EMOSCRIBE_CACHE"})
@@ -58,14 +59,24 @@ class DescribeSettings:
 
 @dataclass(frozen=True, slots=True)
 class PublishSettings:
-    endpoint: str = "tcp://127.0.0.1:5556"
+    endpoint: str = DEFAULT_ENDPOINT
     send_hwm: int = 10_000
     curve_secret_key: str = ""
-    """Path of the server's CURVE secret key file; empty for no encryption."""
+    """Path of the server's CURVE secret key file (``emoscribe keys``); empty for no encryption."""
+    curve_clients: str = ""
+    """Folder of the public keys (``*.key``) of the clients admitted when CURVE is on; it must list at least
+    one. Read again on SIGHUP."""
     heartbeat_s: float = 5.0
     join_delay_s: float = 0.5
     """Pause between binding and the first message, so subscribers that were already waiting are subscribed
     before anything is sent (ZeroMQ drops what a PUB socket sends before a subscription arrives)."""
+
+    def __post_init__(self) -> None:
+        if bool(self.curve_secret_key) != bool(self.curve_clients):
+            raise ValueError(
+                "CURVE needs both curve_secret_key (the server's .key_secret) and curve_clients (a folder of the "
+                "admitted clients' .key files); set both, or neither for no encryption"
+            )
 
 
 @dataclass(frozen=True, slots=True)

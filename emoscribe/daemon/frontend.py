@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from emoscribe.cues.model import Cues
 from emoscribe.daemon.config import ConfigError, DaemonConfig
 from emoscribe.daemon.frames import Frame, FrameSink, StreamInfo
 from emoscribe.daemon.segmenter import Segmenter, SpeechAudio, SpeechStarted, UtteranceDropped, UtteranceEnded
+from emoscribe.messages import PartialCues
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Downstream(Protocol):
 
     def stream_opened(self, info: StreamInfo) -> None: ...
 
-    def partial_cues(self, stream: str, body: dict[str, Any], seconds: float) -> None: ...
+    def partial_cues(self, message: PartialCues, seconds: float) -> None: ...
 
     def utterance_ready(self, ready: ReadyUtterance) -> None: ...
 
@@ -157,15 +158,15 @@ class Frontend:
         cues = tracker.cues()
         took = time.perf_counter() - began
         tokens = self.binner.tokens(cues)
-        body = {
-            "start": state.utterance_start,
-            "end": state.utterance_start + cues.duration_s,
-            "partial": True,
-            "cues": cues.to_dict(),
-            "tokens": {family: token.level for family, token in tokens.items()},
-            "latency": {"cues_ms": took * 1000},
-        }
-        self.downstream.partial_cues(state.info.stream, body, took)
+        message = PartialCues(
+            stream=state.info.stream,
+            start=state.utterance_start,
+            end=state.utterance_start + cues.duration_s,
+            cues=cues.to_dict(),
+            tokens={family: token.level for family, token in tokens.items()},
+            latency={"cues_ms": took * 1000},
+        )
+        self.downstream.partial_cues(message, took)
 
     def _utterance(self, state: _Stream, event: UtteranceEnded) -> None:
         decided = time.perf_counter()

@@ -16,9 +16,10 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from emoscribe.cues.baseline import SpeakerBaselines
+from emoscribe.curve import CurveServer
 from emoscribe.daemon.batcher import Batcher, Request, Result
 from emoscribe.daemon.config import DaemonConfig
 from emoscribe.daemon.describe import Describer
@@ -28,8 +29,12 @@ from emoscribe.daemon.frontend import COUNTED, Downstream, ReadyUtterance
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.speaker_reference import SpeakerNormaliser
+from emoscribe.messages import Heartbeat, Message, PartialCues, StreamEnded, StreamStarted, Utterance
 
 log = logging.getLogger(__name__)
+
+SUBSCRIPTION_POLL_S = 0.05
+"""How often new subscriptions are read: a late joiner learns the open streams within this."""
 
 
 class Producer(Protocol):
@@ -63,8 +68,11 @@ class Service:
         publisher: Publisher,
         metrics: Metrics,
         normaliser: SpeakerNormaliser | None = None,
+        curve: CurveServer | None = None,
     ) -> None:
+        """``curve``, where CURVE is on, is the key pair and allowlist the daemon's sockets share."""
         self.config = config
+        self.curve = curve
         self.normaliser = normaliser
         self.describer = describer
         self.publisher = publisher
@@ -84,12 +92,11 @@ class Service:
             return
         self.streams[info.stream] = StreamState(info)
         self.metrics.active_streams.set(len(self.streams))
-        body = {"event": "start", "start": 0.0, "end": 0.0, "reason": None, "details": info.details}
-        self._send("stream", info.stream, body)
+        self._send(StreamStarted(stream=info.stream, details=info.details))
 
-    def partial_cues(self, stream: str, body: dict[str, Any], seconds: float) -> None:
+    def partial_cues(self, message: PartialCues, seconds: float) -> None:
         self.metrics.stage_seconds.labels("partial_cues").observe(seconds)
-        self._send("cues", stream, body)
+        self._send(message)
 
     def utterance_ready(self, ready: ReadyUtterance) -> None:
         self.metrics.stage_seconds.labels("cues").observe(ready.cues_s)
@@ -148,17 +155,17 @@ class Service:
             "inference_ms": result.inference_s * 1000,
             "describe_ms": describe_s * 1000,
         }
-        body = {
-            "start": event.start,
-            "end": event.end,
-            "reason": event.reason,
-            "speech": True,
-            "cues": pending.cues.to_dict(),
+        message = Utterance(
+            stream=pending.stream,
+            start=event.start,
+            end=event.end,
+            reason=event.reason,
+            cues=pending.cues.to_dict(),
             **description,
-            "latency": latency,
-        }
+            latency=latency,
+        )
         latency["end_to_publish_ms"] = (time.perf_counter() - pending.decided) * 1000
-        self._send("utterance", pending.stream, body)
+        self._send(message)
         self.metrics.end_to_publish_seconds.observe(latency["end_to_publish_ms"] / 1000)
         self.metrics.utterances.labels(event.reason).inc()
         self.metrics.queue_depth.set(self.batcher.depth)
@@ -171,18 +178,16 @@ class Service:
         if state.ended is None or state.pending:
             return
         stream = state.info.stream
-        body = {"event": "end", "start": 0.0, "end": state.position, "reason": state.ended}
-        self._send("stream", stream, body)
-        self.publisher.forget(stream)
+        self._send(StreamEnded(stream=stream, end=state.position, reason=state.ended))
         self.baselines.forget(stream)
         if self.normaliser is not None:
             self.normaliser.forget(stream)
         del self.streams[stream]
         self.metrics.active_streams.set(len(self.streams))
 
-    def _send(self, kind: str, stream: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.metrics.messages.labels(kind).inc()
-        return self.publisher.publish(kind, stream, body)
+    def _send(self, message: Message) -> Message:
+        self.metrics.messages.labels(message.kind).inc()
+        return self.publisher.publish(message)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     async def run(self, producers: Sequence[Producer], stop: asyncio.Event) -> bool:
@@ -203,6 +208,7 @@ class Service:
                 break
             started.append(producer)
         beat = asyncio.create_task(self._heartbeat(stop))
+        joins = asyncio.create_task(self._serve_subscriptions(stop))
         tasks = [asyncio.create_task(p.run(self, stop)) for p in started]
         for task in tasks:
             task.add_done_callback(lambda done: done.cancelled() or done.exception() is None or stop.set())
@@ -221,22 +227,32 @@ class Service:
             state.pending = 0
             self._maybe_close(state)
         stop.set()
-        await beat
+        await asyncio.gather(beat, joins)
         return drained
+
+    async def _serve_subscriptions(self, stop: asyncio.Event) -> None:
+        """Answer new subscribers with the open streams' start messages (see :class:`Publisher`)."""
+        while not stop.is_set():
+            sent = self.publisher.serve_subscriptions()
+            if sent:
+                self.metrics.messages.labels("snapshot").inc(sent)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SUBSCRIPTION_POLL_S)
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         previous = 0.0
         while True:
             uptime = time.monotonic() - self.started
-            body = {
-                "start": previous,
-                "end": uptime,
-                "active_streams": len(self.streams),
-                "uptime_s": uptime,
-                "queue_depth": self.batcher.depth,
-                "dropped": {"engine_queue_full": self.batcher.refused},
-            }
-            self._send("heartbeat", "daemon", body)
+            self._send(
+                Heartbeat(
+                    start=previous,
+                    end=uptime,
+                    active_streams=len(self.streams),
+                    uptime_s=uptime,
+                    queue_depth=self.batcher.depth,
+                    dropped={"engine_queue_full": self.batcher.refused},
+                )
+            )
             previous = uptime
             if stop.is_set():
                 return

@@ -1,8 +1,7 @@
 """A worker process of a sharded daemon: its share of the RTP call legs through the front end, results to the
 main process over a ZeroMQ PUSH socket.
 
-Messages are ``[kind, pickle]`` pairs on an ``ipc://`` endpoint inside a directory only the daemon's user can
-enter; pickle is safe there because both ends are this program. Per-frame counters are summed here and sent
+Notices are the types of :mod:`emoscribe.daemon.worker_link`. Per-frame counters are summed here and sent
 every :data:`TALLY_S` seconds, so the link carries a few messages per utterance rather than one per frame.
 """
 
@@ -12,12 +11,10 @@ import asyncio
 import contextlib
 import logging
 import os
-import pickle
 import signal
 import socket
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 import zmq
 
@@ -26,23 +23,25 @@ from emoscribe.daemon.config import DaemonConfig
 from emoscribe.daemon.frames import StreamInfo
 from emoscribe.daemon.frontend import Frontend, ReadyUtterance, run_sources, segmenter_factory
 from emoscribe.daemon.sources import open_sources
+from emoscribe.daemon.worker_link import (
+    Notice,
+    PartialReady,
+    StreamClosed,
+    StreamOpened,
+    Tally,
+    UtteranceReady,
+    WorkerDone,
+    WorkerReady,
+    encode,
+)
 from emoscribe.logs import configure_logging
+from emoscribe.messages import PartialCues
 
 log = logging.getLogger(__name__)
 
 TALLY_S = 0.25
 SEND_HWM = 100_000
 """Messages the link may hold while the main process is busy; past it a message is dropped and counted."""
-
-OPEN, PARTIAL, UTTERANCE, CLOSED, TALLY, READY, BYE = (
-    b"open",
-    b"partial",
-    b"utterance",
-    b"closed",
-    b"tally",
-    b"ready",
-    b"bye",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,23 +71,23 @@ class LinkDownstream:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._watched: dict[str, Counter[str]] = {}
 
-    def send(self, kind: bytes, payload: Any) -> None:
+    def send(self, notice: Notice) -> None:
         try:
-            self._push.send_multipart([kind, pickle.dumps(payload, protocol=5)], flags=zmq.NOBLOCK)
+            self._push.send(encode(notice), flags=zmq.NOBLOCK)
         except zmq.Again:
             self._counts[("drops", "worker_link_full")] += 1
 
     def stream_opened(self, info: StreamInfo) -> None:
-        self.send(OPEN, (self.index, info))
+        self.send(StreamOpened(self.index, info))
 
-    def partial_cues(self, stream: str, body: dict[str, Any], seconds: float) -> None:
-        self.send(PARTIAL, (stream, body, seconds))
+    def partial_cues(self, message: PartialCues, seconds: float) -> None:
+        self.send(PartialReady(message, seconds))
 
     def utterance_ready(self, ready: ReadyUtterance) -> None:
-        self.send(UTTERANCE, ready)
+        self.send(UtteranceReady(ready))
 
     def stream_closed(self, stream: str, reason: str, position: float | None) -> None:
-        self.send(CLOSED, (stream, reason, position))
+        self.send(StreamClosed(stream, reason, position))
 
     def count(self, family: str, label: str, n: int = 1) -> None:
         self._counts[(family, label)] += n
@@ -100,7 +99,7 @@ class LinkDownstream:
         """Counter increments since the last flush, and each source's rejection tally as it stands."""
         counts, self._counts = dict(self._counts), Counter()
         rejected = {f"worker{self.index}-{name}": dict(tally) for name, tally in self._watched.items()}
-        self.send(TALLY, (counts, rejected))
+        self.send(Tally(counts, rejected))
 
     def close(self) -> None:
         self._push.close()
@@ -114,10 +113,10 @@ def worker_main(spec: WorkerSpec) -> None:
     try:
         sources = open_sources(spec.config, list(spec.sockets))
         frontend = Frontend(segmenter_factory(spec.config), spec.binner, spec.config.cues.partial_interval_s, link)
-        link.send(READY, spec.index)
+        link.send(WorkerReady(spec.index))
         asyncio.run(_serve(spec, sources, frontend, link))
         link.flush_tally()
-        link.send(BYE, spec.index)
+        link.send(WorkerDone(spec.index))
     finally:
         link.close()
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import pickle
 import shutil
 import socket
 import tempfile
@@ -32,16 +31,17 @@ import zmq.asyncio
 from emoscribe.cues.binning import Binner
 from emoscribe.daemon.config import DaemonConfig
 from emoscribe.daemon.frontend import Downstream
-from emoscribe.daemon.shard_worker import (
-    BYE,
-    CLOSED,
-    OPEN,
-    PARTIAL,
-    READY,
-    TALLY,
-    UTTERANCE,
-    WorkerSpec,
-    worker_main,
+from emoscribe.daemon.shard_worker import WorkerSpec, worker_main
+from emoscribe.daemon.worker_link import (
+    Notice,
+    PartialReady,
+    StreamClosed,
+    StreamOpened,
+    Tally,
+    UtteranceReady,
+    WorkerDone,
+    WorkerReady,
+    decode,
 )
 
 log = logging.getLogger(__name__)
@@ -146,33 +146,32 @@ class ShardPool:
             return
         for _ in range(BURST):
             try:
-                kind, payload = await self._pull.recv_multipart(flags=zmq.NOBLOCK)
+                frame = await self._pull.recv(flags=zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self._dispatch(kind, pickle.loads(payload), downstream)
+            self._dispatch(decode(frame), downstream)
 
-    def _dispatch(self, kind: bytes, payload, downstream: Downstream) -> None:
-        if kind == OPEN:
-            index, info = payload
-            self._owner[info.stream] = index
-            downstream.stream_opened(info)
-        elif kind == PARTIAL:
-            downstream.partial_cues(*payload)
-        elif kind == UTTERANCE:
-            downstream.utterance_ready(payload)
-        elif kind == CLOSED:
-            self._owner.pop(payload[0], None)
-            downstream.stream_closed(*payload)
-        elif kind == TALLY:
-            counts, rejected = payload
-            for (family, label), n in counts.items():
-                downstream.count(family, label, n)
-            for name, tally in rejected.items():
-                self._publish_rejections(downstream, name, tally)
-        elif kind == READY:
-            self._ready.add(payload)
-        elif kind == BYE:
-            self._done.add(payload)
+    def _dispatch(self, notice: Notice, downstream: Downstream) -> None:
+        match notice:
+            case StreamOpened(index, info):
+                self._owner[info.stream] = index
+                downstream.stream_opened(info)
+            case PartialReady(message, seconds):
+                downstream.partial_cues(message, seconds)
+            case UtteranceReady(ready):
+                downstream.utterance_ready(ready)
+            case StreamClosed(stream, reason, position):
+                self._owner.pop(stream, None)
+                downstream.stream_closed(stream, reason, position)
+            case Tally(counts, rejected):
+                for (family, label), n in counts.items():
+                    downstream.count(family, label, n)
+                for name, tally in rejected.items():
+                    self._publish_rejections(downstream, name, tally)
+            case WorkerReady(index):
+                self._ready.add(index)
+            case WorkerDone(index):
+                self._done.add(index)
 
     def _publish_rejections(self, downstream: Downstream, name: str, tally: dict[str, int]) -> None:
         """Keep one tally object per worker source and update it in place, so the metrics collector reads it."""
