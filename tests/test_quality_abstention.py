@@ -83,8 +83,8 @@ def test_telephone_band_is_narrowband(speech: np.ndarray) -> None:
 
 def test_label_reasons() -> None:
     assert label_reason(0.2, 0.35, False, SETTINGS) == "low_confidence"
-    assert label_reason(0.9, 0.35, True, SETTINGS) == "contradiction"
-    assert label_reason(0.9, 0.35, True, AbstainSettings(on_contradiction=False)) is None
+    assert label_reason(0.9, 0.35, True, AbstainSettings(on_contradiction=True)) == "contradiction"
+    assert label_reason(0.9, 0.35, True, SETTINGS) is None, "flagged, not withheld, by default"
     assert label_reason(0.9, 0.35, False, SETTINGS) is None
 
 

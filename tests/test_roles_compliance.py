@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import jsonschema
 import pytest
 
 from emoscribe.daemon.compliance import CUES_ONLY, FULL, Compliance, ComplianceSettings
 from emoscribe.daemon.config import ConfigError, load_config
 from emoscribe.daemon.frames import StreamInfo
 from emoscribe.daemon.roles import Roles, RoleSettings
+from emoscribe.messages import Heartbeat, PartialCues, StreamMessage, Utterance, json_schema
 
 EMOTION_FIELDS = {"emotion", "prompts", "queries", "caption", "grounding", "abstain_reason", "arousal", "valence"}
 
@@ -47,9 +51,12 @@ def test_roles_change_at_run_time() -> None:
         roles.assign("call", "boss")
     with pytest.raises(KeyError):
         roles.assign("gone", "agent")
-    roles.reload(RoleSettings(default="driver"))
+    roles.opened(rtp(9, port=5006))
+    changed = roles.reload(RoleSettings(default="driver", rtp_ports={"5006": "agent"}))
+    assert changed == {"call": "driver", "rtp-00000009": "agent"}, "new rules apply to the open streams"
+    assert roles.reload(RoleSettings(default="driver", rtp_ports={"5006": "agent"})) == {}, "no change, none told"
+    assert roles.role("rtp-00000009") == "agent"
     assert roles.opened(StreamInfo("next", "rtp")) == "driver"
-    assert roles.role("call") == "agent", "open streams keep their role over a reload"
     roles.closed("call")
     assert roles.role("call") == "unknown"
 
@@ -91,30 +98,33 @@ def test_allowed_settings_load(tmp_path) -> None:
     }
 
 
-def full_utterance(stream: str) -> dict:
-    return {
-        "schema": "emoscribe.utterance/1",
-        "stream": stream,
-        "seq": 3,
-        "wall_time": 1.0,
-        "start": 0.0,
-        "end": 1.0,
-        "reason": "silence",
-        "speech": True,
-        "cues": {"duration_s": 1.0},
-        "tokens": {"pitch": "high"},
-        "quality": {"snr_db": 30.0},
-        "emotion": {"label": "angry", "confidence": 0.9, "posteriors": {"angry": 0.9}, "arousal": 0.8},
-        "arousal": 0.8,
-        "valence": -0.4,
-        "prompts": [{"text": "high pitch anger", "score": 0.5}],
-        "queries": [{"text": "an agitated customer", "score": 0.4}],
-        "caption": "A man speaks angrily.",
-        "grounding": {"score": 0.9},
-        "abstain_reason": None,
-        "some_future_field": "an inference nobody listed",
-        "latency": {"cues_ms": 1.0},
-    }
+QUALITY = {"snr_db": 30.0, "clipped_fraction": 0.0, "band": "wideband", "speech_ratio": 0.5, "duration_s": 1.0}
+
+
+def full_utterance(stream: str) -> Utterance:
+    return Utterance(
+        stream=stream,
+        start=0.0,
+        end=1.0,
+        cues={"duration_s": 1.0},
+        tokens={"pitch": "high"},
+        quality=QUALITY,
+        emotion={"label": "angry", "confidence": 0.9, "posteriors": {"angry": 0.9}, "arousal": 0.8},
+        prompts=[{"text": "high pitch anger", "score": 0.5}],
+        queries=[{"text": "an agitated customer", "score": 0.4}],
+        caption="A man speaks angrily.",
+        grounding={"label": "angry", "score": 0.9},
+        latency={"cues_ms": 1.0},
+        extra={"arousal": 0.8, "valence": -0.4, "some_future_field": "an inference nobody listed"},
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert(StreamMessage):
+    """A message type that lists no cues-only fields, as a query alert would."""
+
+    kind = "alert"
+    query: str = ""
 
 
 def test_agent_messages_keep_cues_and_lose_every_emotion_field() -> None:
@@ -124,25 +134,27 @@ def test_agent_messages_keep_cues_and_lose_every_emotion_field() -> None:
     roles.opened(rtp(2, port=5004))
     agent, customer = "rtp-00000001", "rtp-00000002"
     assert not compliance.infers_emotion(agent) and compliance.infers_emotion(customer)
-    out = compliance.apply("utterance", full_utterance(agent))
-    assert out is not None
+    out = compliance.stamp(full_utterance(agent)).to_payload()
     assert not EMOTION_FIELDS & set(out) and "some_future_field" not in out
     assert out["cues"] == {"duration_s": 1.0} and out["tokens"] == {"pitch": "high"}
+    assert out["quality"] == QUALITY
     assert (out["role"], out["policy"]) == ("agent", CUES_ONLY)
-    partial = {"schema": "emoscribe.cues/1", "stream": agent, "seq": 1, "wall_time": 0.0, "partial": True}
-    partial |= {"start": 0.0, "end": 0.5, "cues": {}, "tokens": {}, "emotion": {"label": "angry"}}
-    assert "emotion" not in compliance.apply("cues", partial)
-    assert compliance.apply("alert", {"stream": agent, "query": "an agitated customer"}) is None
-    kept = compliance.apply("utterance", full_utterance(customer))
+    jsonschema.validate(out, json_schema())
+    partial = compliance.stamp(PartialCues(stream=agent, cues={"duration_s": 0.5}, extra={"emotion": {}}))
+    assert "emotion" not in partial.to_payload() and partial.to_payload()["cues"] == {"duration_s": 0.5}
+    assert compliance.stamp(Alert(stream=agent, query="an agitated customer")) is None
+    assert compliance.stamp(Alert(stream=customer, query="an agitated customer")) is not None
+    kept = compliance.stamp(full_utterance(customer)).to_payload()
     assert kept["emotion"]["label"] == "angry" and (kept["role"], kept["policy"]) == ("customer", FULL)
-    beat = compliance.apply("heartbeat", {"stream": "daemon"})
-    assert beat["policies"]["agent"] == CUES_ONLY
+    assert kept["valence"] == -0.4
+    beat = compliance.stamp(Heartbeat())
+    assert beat.policies["agent"] == CUES_ONLY
 
 
 def test_a_stream_switched_to_agent_loses_emotion_from_its_next_message() -> None:
     roles = Roles(RoleSettings())
     compliance = Compliance(ComplianceSettings(), roles)
     roles.opened(StreamInfo("call", "rtp"))
-    assert "emotion" in compliance.apply("utterance", full_utterance("call"))
+    assert "emotion" in compliance.stamp(full_utterance("call")).to_payload()
     roles.assign("call", "agent")
-    assert "emotion" not in compliance.apply("utterance", full_utterance("call"))
+    assert "emotion" not in compliance.stamp(full_utterance("call")).to_payload()

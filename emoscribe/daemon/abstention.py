@@ -10,7 +10,7 @@ the caller's cue baseline nor the speaker reference; reasons about the label com
 ``low_snr``          an estimated SNR under ``min_snr_db``
 ``low_confidence``   the winning posterior under ``[describe] min_confidence``
 ``contradiction``    the cues contradict the label (grounding under ``[grounding] contradiction_below``),
-                     with ``on_contradiction``
+                     with ``on_contradiction`` (off by default)
 ``overload``         the engine queue was full (counted in ``emoscribe_drops_total``)
 ``engine_error``     the engine failed on the batch (counted in ``emoscribe_errors_total``)
 ===================  =======================================================================================
@@ -36,19 +36,23 @@ class AbstainSettings:
 
     enabled: bool = True
     min_speech_s: float = 0.5
-    min_snr_db: float = 5.0
+    min_snr_db: float = 10.0
+    """Estimated SNR; white noise at a true 5 dB reads about 8.5 dB, and costs 21 points of accuracy."""
     max_clipped_fraction: float = 0.01
     min_speech_ratio: float = 0.1
-    on_contradiction: bool = True
+    on_contradiction: bool = False
+    """Withhold labels the cues contradict. Off: on held-out speakers it abstains worse than confidence alone
+    does at the same coverage (benchmarks/RESULTS.md), so contradiction is flagged, not acted on, by default."""
 
     def __post_init__(self) -> None:
         if self.min_speech_s < 0 or not 0 <= self.max_clipped_fraction <= 1 or not 0 <= self.min_speech_ratio <= 1:
             raise ValueError("min_speech_s must be >= 0 and max_clipped_fraction, min_speech_ratio within [0, 1]")
 
 
-def audio_reason(quality: Quality, cues: Cues, settings: AbstainSettings) -> str | None:
-    """Why the audio itself is not fit to label, the most basic reason first; ``None`` when it is."""
-    if not settings.enabled:
+def audio_reason(quality: Quality | None, cues: Cues, settings: AbstainSettings) -> str | None:
+    """Why the audio itself is not fit to label, the most basic reason first; ``None`` when it is (or when
+    its quality was not measured)."""
+    if not settings.enabled or quality is None:
         return None
     if not quality.speech or quality.speech_ratio < settings.min_speech_ratio:
         return "non_speech"

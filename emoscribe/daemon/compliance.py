@@ -9,34 +9,24 @@ emotion, arousal or valence, prompts, query scores, caption, grounding or alerts
 ``unknown`` is ``full`` so a daemon told nothing about its streams behaves as before; set it to
 ``cues_only`` to fail closed where a stream of unknown role may be a worker's.
 
-Enforcement is an allowlist per message kind: a ``cues_only`` message keeps only the fields named in
-:data:`CUES_ONLY_FIELDS`, so a field added later (by a new feature or a newer model) is withheld until it is
-listed here, and a message kind not listed is not sent at all. Every stream message states ``role`` and
-``policy``; the heartbeat states the policy of each role.
+Enforcement is where every message is published: the publisher stamps each stream message with its
+stream's role and policy as they are at that moment, and a ``cues_only`` message serialises to an allowlist of
+fields (each message type's ``cues_only_fields``), so a field added later, by a new feature or a newer model,
+is withheld until it is listed, and a message type that lists none (an alert) is not sent at all. The
+heartbeat states the policy of each role.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
 
 from emoscribe.daemon.roles import ROLES, Roles
+from emoscribe.messages import CUES_ONLY, Heartbeat, Message, StreamMessage
 
-FULL, CUES_ONLY = "full", "cues_only"
+FULL = "full"
 POLICIES = (FULL, CUES_ONLY)
 PURPOSES = ("medical", "safety")
 """The reasons Article 5(1)(f) accepts for inferring emotions at the workplace."""
-
-ENVELOPE = frozenset({"schema", "stream", "seq", "wall_time", "role", "policy"})
-CUES_ONLY_FIELDS: Mapping[str, frozenset[str]] = {
-    "utterance": ENVELOPE
-    | {"start", "end", "reason", "speech", "cues", "tokens", "concepts", "quality", "latency", "shed"},
-    "cues": ENVELOPE | {"start", "end", "partial", "cues", "tokens", "latency", "shed"},
-    "stream": ENVELOPE | {"event", "start", "end", "reason", "details", "snapshot"},
-    "summary": ENVELOPE | {"start", "end", "duration_s", "speech_s", "speech_ratio", "utterances", "quality"},
-}
-"""Fields a ``cues_only`` stream's messages may carry, by message kind; nothing else goes out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,18 +78,15 @@ class Compliance:
         """Whether the stream's audio may go to the emotion model at all."""
         return self.policy(stream) == FULL
 
-    def apply(self, kind: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """The payload as it may be published (``None``: not at all), stating its stream's role and policy.
-        The heartbeat, which belongs to no stream, states the policy of every role instead."""
-        if kind == "heartbeat":
-            return {**payload, "policies": dict(self._policies)}
-        stream = payload["stream"]
-        role = self.roles.role(stream)
+    def stamp(self, message: Message) -> Message | None:
+        """``message`` as it may be published, stating its stream's role and policy; ``None`` for a kind a
+        ``cues_only`` stream never carries. The heartbeat, which belongs to no stream, states every role's."""
+        if isinstance(message, Heartbeat):
+            return replace(message, policies=dict(self._policies))
+        if not isinstance(message, StreamMessage):
+            return message
+        role = self.roles.role(message.stream)
         policy = self._policies[role]
-        stated = {**payload, "role": role, "policy": policy}
-        if policy == FULL:
-            return stated
-        allowed = CUES_ONLY_FIELDS.get(kind)
-        if allowed is None:
+        if policy == CUES_ONLY and not message.cues_only_fields:
             return None
-        return {key: value for key, value in stated.items() if key in allowed}
+        return replace(message, role=role, policy=policy)

@@ -22,12 +22,14 @@ from emoscribe.cues.binning import Binner
 from emoscribe.cues.model import Cues
 from emoscribe.daemon.config import ConfigError, DaemonConfig
 from emoscribe.daemon.frames import Frame, FrameSink, StreamInfo
+from emoscribe.daemon.quality import Quality, assess
 from emoscribe.daemon.segmenter import Segmenter, SpeechAudio, SpeechStarted, UtteranceDropped, UtteranceEnded
+from emoscribe.daemon.shedding import Shedder
 from emoscribe.messages import PartialCues
 
 log = logging.getLogger(__name__)
 
-COUNTED = ("frames", "errors", "drops")
+COUNTED = ("frames", "errors", "drops", "shed")
 """The counter families a front end reports through :meth:`Downstream.count`."""
 
 
@@ -41,10 +43,14 @@ class ReadyUtterance:
     decided: float
     cues_s: float
     cues: Cues
+    quality: Quality | None = None
 
 
 class Downstream(Protocol):
-    """Where a front end's results go: the service itself, or the link from a worker process to it."""
+    """Where a front end's results go: the service itself, or the link from a worker process to it; its
+    ``shedder`` (of this process) decides the partial-cue rate and hears the final-cue latencies."""
+
+    shedder: Shedder | None
 
     def stream_opened(self, info: StreamInfo) -> None: ...
 
@@ -77,6 +83,7 @@ class _Stream:
     utterance_start: float = 0.0
     next_partial: float = 0.0
     position: float = 0.0
+    partials_due: int = 0
 
 
 def segmenter_factory(config: DaemonConfig) -> Callable[[str], Segmenter]:
@@ -154,6 +161,12 @@ class Frontend:
         if tracker.duration_s < state.next_partial:
             return
         state.next_partial += self.partial_interval_s
+        shedder = self.downstream.shedder
+        shedding = shedder is not None and shedder.sheds("partial_cues")
+        state.partials_due += 1
+        if shedder is not None and shedding and state.partials_due % shedder.settings.partial_slowdown:
+            self.downstream.count("shed", "partial_cues")
+            return
         began = time.perf_counter()
         cues = tracker.cues()
         took = time.perf_counter() - began
@@ -165,14 +178,19 @@ class Frontend:
             cues=cues.to_dict(),
             tokens={family: token.level for family, token in tokens.items()},
             latency={"cues_ms": took * 1000},
+            shed=shedder.active if shedder is not None and shedding else [],
         )
         self.downstream.partial_cues(message, took)
 
     def _utterance(self, state: _Stream, event: UtteranceEnded) -> None:
         decided = time.perf_counter()
         cues = extract_cues(event.samples)
+        quality = assess(event.samples, cues)
         cues_s = time.perf_counter() - decided
-        self.downstream.utterance_ready(ReadyUtterance(state.info.stream, event, decided, cues_s, cues))
+        if self.downstream.shedder is not None:
+            self.downstream.shedder.observe("cues", cues_s)
+        ready = ReadyUtterance(state.info.stream, event, decided, cues_s, cues, quality)
+        self.downstream.utterance_ready(ready)
 
 
 async def run_sources(sources: Sequence[Source], frontend: Frontend, stop: asyncio.Event) -> None:

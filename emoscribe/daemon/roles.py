@@ -3,7 +3,8 @@ about the stream when it opens, and changeable while the daemon runs.
 
 A rule matches, most specific first: the stream's RTP SSRC, its peer address (an address, ``address:port`` or
 a network), the local RTP port it arrived on, its source kind (``mic``, ``file``, ``stdin``, ``rtp``); else
-``default``. A stream keeps the role it opened with unless it is assigned another one at run time.
+``default``. At run time a stream can be assigned another role, and new rules (``SIGHUP`` re-reads the
+``[roles]`` section) apply to the open streams at once.
 """
 
 from __future__ import annotations
@@ -144,12 +145,14 @@ class Roles:
     def __init__(self, settings: RoleSettings) -> None:
         self._rules = RoleRules.from_settings(settings)
         self._roles: dict[str, str] = {}
+        self._infos: dict[str, StreamInfo] = {}
         self._lock = threading.Lock()
 
     def opened(self, info: StreamInfo) -> str:
         role = self._rules.role_of(info)
         with self._lock:
             self._roles[info.stream] = role
+            self._infos[info.stream] = info
         return role
 
     def role(self, stream: str) -> str:
@@ -165,12 +168,20 @@ class Roles:
                 raise KeyError(f"no open stream {stream!r}")
             self._roles[stream] = role
 
-    def reload(self, settings: RoleSettings) -> None:
-        """New rules for streams that open from now on (open streams keep their role)."""
+    def reload(self, settings: RoleSettings) -> dict[str, str]:
+        """New rules, applied at once to every open stream too (a role set with :meth:`assign` gives way to
+        them); returns the open streams whose role changed, with their new role."""
         rules = RoleRules.from_settings(settings)
         with self._lock:
             self._rules = rules
+            changed = {}
+            for stream, info in self._infos.items():
+                role = rules.role_of(info)
+                if role != self._roles[stream]:
+                    self._roles[stream] = changed[stream] = role
+        return changed
 
     def closed(self, stream: str) -> None:
         with self._lock:
             self._roles.pop(stream, None)
+            self._infos.pop(stream, None)

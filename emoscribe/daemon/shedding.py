@@ -5,15 +5,17 @@ without: the rate of partial cues (:data:`SHED_ORDER` ``partial_cues``: one repo
 then captions, then prompt and query scoring. It never sheds voice activity detection, final cues or the
 emotion. A step is added when the 95th percentile of a stage's recent latencies exceeds its budget, and taken
 back when every stage has stayed under ``recover_ratio`` of its budget; at most one change per ``step_s``,
-each judged on latencies observed since the last change. Every shed piece of work is counted by step, and
-each message published while a step is in force names it in ``shed``.
+each judged on latencies observed since the last change. Every shed piece of work is counted by step
+(``emoscribe_shed_total``), and each message published while a step is in force names it in ``shed``.
+
+Each process judges its own load: the main process every stage it sees, a worker process of a sharded daemon
+its own final-cue latencies, which decide its partial-cue rate.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -63,26 +65,18 @@ class ShedSettings:
 
 
 class Shedder:
-    """Watches stage latencies against their budgets and says which steps are shed. Thread-safe: the engine's
-    thread and the event loop both report to it."""
+    """Watches stage latencies against their budgets and says which steps are shed (one per process that
+    runs front ends or the service; used from its event loop only)."""
 
     def __init__(
-        self,
-        settings: ShedSettings,
-        budgets: BudgetSettings,
-        clock: Callable[[], float] = time.monotonic,
-        on_shed: Callable[[str, int], None] | None = None,
+        self, settings: ShedSettings, budgets: BudgetSettings, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        """``on_shed(step, n)`` is told of every piece of work shed (the service counts it in its metrics)."""
         self.settings = settings
         self.budgets = budgets.seconds()
         self.clock = clock
-        self.on_shed = on_shed
         self.level = 0
-        self.shed: Counter[str] = Counter()
         self._recent = {stage: deque(maxlen=settings.window) for stage in STAGES}
         self._changed = clock()
-        self._lock = threading.Lock()
 
     @property
     def active(self) -> list[str]:
@@ -96,24 +90,17 @@ class Shedder:
         """One latency of ``stage``; may add or take back a step."""
         if not self.settings.enabled:
             return
-        with self._lock:
-            self._recent[stage].append(seconds)
-            now = self.clock()
-            if now - self._changed < self.settings.step_s:
-                return
-            pressure = self._pressure()
-            if pressure is None:
-                return
-            if pressure > 1.0 and self.level < len(SHED_ORDER):
-                self._change(self.level + 1, now)
-            elif pressure < self.settings.recover_ratio and self.level > 0:
-                self._change(self.level - 1, now)
-
-    def count(self, step: str, n: int = 1) -> None:
-        """Record ``n`` pieces of work given up under ``step``."""
-        self.shed[step] += n
-        if self.on_shed is not None:
-            self.on_shed(step, n)
+        self._recent[stage].append(seconds)
+        now = self.clock()
+        if now - self._changed < self.settings.step_s:
+            return
+        pressure = self._pressure()
+        if pressure is None:
+            return
+        if pressure > 1.0 and self.level < len(SHED_ORDER):
+            self._change(self.level + 1, now)
+        elif pressure < self.settings.recover_ratio and self.level > 0:
+            self._change(self.level - 1, now)
 
     def _pressure(self) -> float | None:
         """The worst ratio of a stage's 95th percentile to its budget, over stages seen enough since the last

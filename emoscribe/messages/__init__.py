@@ -12,10 +12,19 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from emoscribe.messages.base import Message, MessageError, decode, from_payload, message_types
+from emoscribe.messages.base import (
+    CUES_ONLY,
+    Message,
+    MessageError,
+    StreamMessage,
+    decode,
+    from_payload,
+    message_types,
+)
 from emoscribe.messages.cues import PartialCues
 from emoscribe.messages.heartbeat import Heartbeat
 from emoscribe.messages.stream import StreamEnded, StreamStarted
+from emoscribe.messages.summary import Summary
 from emoscribe.messages.utterance import Utterance
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
@@ -29,13 +38,16 @@ def json_schema() -> dict[str, Any]:
 
 
 __all__ = [
+    "CUES_ONLY",
     "DEFAULT_ENDPOINT",
     "Heartbeat",
     "Message",
     "MessageError",
     "PartialCues",
     "StreamEnded",
+    "StreamMessage",
     "StreamStarted",
+    "Summary",
     "Utterance",
     "decode",
     "from_payload",
