@@ -15,12 +15,14 @@ process, and with dynamic batching and the legs sharded over ``--workers`` proce
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +108,15 @@ def wait_until_up(subscriber: Subscriber, timeout: float = 120.0) -> None:
 
 
 def run_level(
-    bundle: str, legs: int, seconds: float, mode: tuple[tuple[int, float], int], script: bytes, ends: np.ndarray
+    bundle: str,
+    legs: int,
+    seconds: float,
+    mode: tuple[tuple[int, float], int],
+    script: bytes,
+    ends: np.ndarray,
+    settings: str = "",
 ) -> dict:
+    """One level; ``settings`` is TOML appended to the daemon's configuration (whole sections)."""
     batch, workers = mode
     port, endpoint = free_port(), f"tcp://127.0.0.1:{free_port()}"
     with tempfile.TemporaryDirectory() as folder:
@@ -115,7 +124,7 @@ def run_level(
         config.write_text(
             f'sources = ["rtp://127.0.0.1:{port}"]\nworkers = {workers}\n[engine]\nbundle = "{bundle}"\n'
             f"[batch]\nmax_batch = {batch[0]}\nmax_wait_ms = {batch[1]}\n"
-            f"[rtp]\ninactivity_timeout_s = 1.0\n[metrics]\nenabled = false\n"
+            f"[rtp]\ninactivity_timeout_s = 1.0\n[metrics]\nenabled = false\n{settings}"
         )
         subscriber = Subscriber(endpoint, ["utterance.", "heartbeat"])
         daemon = subprocess.Popen(
@@ -126,15 +135,17 @@ def run_level(
         stop = threading.Event()
         sender = threading.Thread(target=send_legs, args=(port, legs, seconds, script, stop))
         sender.start()
-        latencies, deadline = [], time.monotonic() + seconds + 3.0
+        latencies, shed, deadline = [], Counter(), time.monotonic() + seconds + 3.0
         while time.monotonic() < deadline:
             message = subscriber.receive(200)
             if message is not None and message.kind == "utterance":
                 latencies.append(message.latency["end_to_publish_ms"])
+                shed.update(message.shed)
         stop.set()
         sender.join()
         daemon.terminate()
-        daemon.wait(timeout=30)
+        _, status, usage = os.wait4(daemon.pid, 0)
+        daemon.returncode = os.waitstatus_to_exitcode(status)
         subscriber.close()
     expected = expected_utterances(script, ends, legs, seconds)
     values = np.array(latencies) if latencies else np.array([np.inf])
@@ -146,6 +157,8 @@ def run_level(
         "p50": p50,
         "p95": p95,
         "p99": p99,
+        "shed": shed,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
     }
 
 

@@ -18,9 +18,8 @@ from signals import dtmf, with_noise
 
 from emoscribe.audio import load_audio
 from emoscribe.bundle import load_bundle
-from emoscribe.daemon.app import grounding_model
+from emoscribe.daemon.app import make_describer
 from emoscribe.daemon.config import DaemonConfig, load_config
-from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
 from emoscribe.daemon.frames import Frame, StreamInfo
 from emoscribe.daemon.frontend import InProcess, segmenter_factory
@@ -108,14 +107,7 @@ def daemon(bundle, text: str, tmp_path: Path) -> tuple[Service, CountingEngine]:
     path.write_text('[publish]\nendpoint = "tcp://127.0.0.1:*"\nheartbeat_s = 0.2\n' + text)
     config = load_config(path, environ={})
     engine = CountingEngine(bundle)
-    describer = Describer(
-        bundle,
-        config.describe.top_k,
-        config.describe.min_confidence,
-        grounding_model(config),
-        config.grounding.contradiction_below,
-        config.abstain,
-    )
+    describer = make_describer(config, bundle)
     return Service(config, engine, describer, Publisher(config.publish.endpoint), Metrics()), engine
 
 

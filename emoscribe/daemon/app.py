@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import zmq
 
-from emoscribe.bundle import resolve_bundle
+from emoscribe.bundle import Bundle, resolve_bundle
 from emoscribe.cues.binning import Binner
 from emoscribe.cues.grounding import GroundingModel
 from emoscribe.curve import CurveError, CurveServer
@@ -58,14 +58,7 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
     engine = OnnxEngine(bundle, config.engine.device, config.engine.variant, config.engine.threads)
     engine.warm_up(config.batch.max_batch)
     normaliser = speaker_normaliser(bundle, config.engine.speaker_normalisation)
-    describer = Describer(
-        bundle,
-        config.describe.top_k,
-        config.describe.min_confidence,
-        grounding_model(config),
-        config.grounding.contradiction_below,
-        config.abstain,
-    )
+    describer = make_describer(config, bundle)
     if config.describe.queries:
         describer.set_queries(config.describe.queries, engine.embed_texts(config.describe.queries))
     metrics = Metrics()
@@ -89,6 +82,18 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
         publisher.endpoint,
     )
     return Service(config, engine, describer, publisher, metrics, normaliser, curve)
+
+
+def make_describer(config: DaemonConfig, bundle: Bundle) -> Describer:
+    """The describer of ``[describe]``, ``[grounding]`` and ``[abstain]``, for ``bundle``."""
+    return Describer(
+        bundle,
+        config.describe.top_k,
+        config.describe.min_confidence,
+        grounding_model(config),
+        config.grounding.contradiction_below,
+        config.abstain,
+    )
 
 
 def grounding_model(config: DaemonConfig) -> GroundingModel | None:
