@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from emoscribe.clients.listen import listen_command
+from emoscribe.clients.query_command import query_app
 from emoscribe.cues.commands import cues_command, fit_bins_command, fit_grounding_command
 from emoscribe.daemon.commands import keys_command, run_command
 from emoscribe.training.commands import eval_command, export_command, train_command
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.command("run")(run_command)
 app.command("listen")(listen_command)
 app.command("keys")(keys_command)
+app.add_typer(query_app, name="query")
 app.command("cues")(cues_command)
 app.command("fit-bins")(fit_bins_command)
 app.command("fit-grounding")(fit_grounding_command)

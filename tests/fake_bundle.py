@@ -129,9 +129,50 @@ def _audio_graph(w: np.ndarray, v: np.ndarray, speaker: bool) -> onnx.ModelProto
     return _model(nodes, "fake_audio_tower", inputs, outputs, initializers)
 
 
-def make_fake_bundle(folder: Path, seed: int = 0, speaker: bool = False, horizon: int = 20) -> Path:
-    """Write a complete, checksummed bundle (no text tower) into ``folder``; with ``speaker``, one that
-    normalises by speaker over ``horizon`` utterances."""
+TEXT_WORDS = ("an", "agitated", "calm", "customer", "voice", "angry", "happy", "sad", "quiet", "loud")
+
+
+def _text_graph(table: np.ndarray) -> onnx.ModelProto:
+    """Token ids → masked mean of a random embedding table → L2-normalised embedding, like the real tower."""
+    nodes = [
+        helper.make_node("Gather", ["table", "input_ids"], ["vectors"]),
+        helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["mask_f", "axis2"], ["mask3"]),
+        helper.make_node("Mul", ["vectors", "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "axis1"], ["summed"], keepdims=0),
+        helper.make_node("LpNormalization", ["summed"], ["embedding"], axis=1, p=2),
+    ]
+    initializers = [
+        numpy_helper.from_array(table, "table"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"]),
+    ]
+    outputs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIM])]
+    return _model(nodes, "fake_text_tower", inputs, outputs, initializers)
+
+
+def _write_tokenizer(path: Path) -> int:
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, **{word: index + 2 for index, word in enumerate(TEXT_WORDS)}}
+    tokenizer = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = Whitespace()
+    tokenizer.save(str(path))
+    return len(vocab)
+
+
+def make_fake_bundle(
+    folder: Path, seed: int = 0, speaker: bool = False, horizon: int = 20, text: bool = False
+) -> Path:
+    """Write a complete, checksummed bundle into ``folder``; with ``speaker``, one that normalises by speaker
+    over ``horizon`` utterances; with ``text``, one with a text tower (a word-level tokenizer and a random
+    word-embedding table) that embeds run-time queries."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     w = rng.normal(size=(2, DIM)).astype(np.float32)
@@ -141,6 +182,10 @@ def make_fake_bundle(folder: Path, seed: int = 0, speaker: bool = False, horizon
     if speaker:
         onnx.save(_speaker_graph(w, v), str(folder / SPEAKER_MODEL))
         files.append(SPEAKER_MODEL)
+    if text:
+        words = _write_tokenizer(folder / "tokenizer.json")
+        onnx.save(_text_graph(rng.normal(size=(words, DIM)).astype(np.float32)), str(folder / "text.onnx"))
+        files += ["text.onnx", "tokenizer.json"]
     prompts = bank_prompts([*LABELS, None])
     bank = rng.normal(size=(len(prompts), DIM)).astype(np.float32)
     bank /= np.linalg.norm(bank, axis=1, keepdims=True)

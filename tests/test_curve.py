@@ -11,6 +11,7 @@ import pytest
 import zmq
 from test_daemon_e2e import bundle_dir, collect, conversation, free_port, start_daemon, stream_ended  # noqa: F401
 
+from emoscribe.clients.control import ControlClient, ControlError
 from emoscribe.clients.subscriber import Subscriber
 from emoscribe.curve import CurveError, CurveServer, load_key_pair, load_public_key
 from emoscribe.daemon.config import ConfigError, load_config
@@ -67,12 +68,20 @@ def test_only_the_listed_client_with_the_right_server_key_receives(
     wrong_server = Subscriber(
         endpoint, server_key=load_public_key(impostor_secret), client_keys=load_key_pair(listed_secret)
     )
+    control_endpoint = f"tcp://127.0.0.1:{free_port()}"
     env = {
         "EMOSCRIBE_PUBLISH_CURVE_SECRET_KEY": str(server_secret),
         "EMOSCRIBE_PUBLISH_CURVE_CLIENTS": str(clients),
+        "EMOSCRIBE_CONTROL_ENDPOINT": control_endpoint,
     }
-    process, no_key = start_daemon(bundle_dir, tmp_path, f"file:{wav}", env=env, endpoint=endpoint)
+    process, no_key = start_daemon(bundle_dir, tmp_path, f"file:{wav}", env=env, endpoint=endpoint, realtime=True)
     try:
+        admitted = ControlClient(control_endpoint, server_key, load_key_pair(listed_secret), timeout_s=20)
+        assert admitted.list() == [], "the listed client reaches the control socket"
+        admitted.close()
+        for keys in ({}, {"server_key": server_key, "client_keys": load_key_pair(stranger_secret)}):
+            with pytest.raises(ControlError, match="no answer"):
+                ControlClient(control_endpoint, timeout_s=1.0, **keys).list()
         received = collect(right, stream_ended, timeout=60)
         process.wait(timeout=30)
         assert process.returncode == 0, process.stderr.read()

@@ -207,3 +207,8 @@ def test_start_up_log_says_speaker_normalisation_is_on(tmp_path: Path, caplog) -
     service.publisher.close()
     assert service.normaliser is not None and len(service.normaliser) == 0
     assert "speaker normalisation over" in caplog.text and "speaker normalisation off" not in caplog.text
+
+
+def test_the_shipped_example_config_loads() -> None:
+    config = load_config(Path(__file__).parents[1] / "deploy" / "daemon.toml", environ={})
+    assert config.queries.file and config.sources == ("rtp://0.0.0.0:5004",)

@@ -15,7 +15,6 @@ from safetensors.torch import save_file  # noqa: E402
 
 from emoscribe.audio import load_audio  # noqa: E402
 from emoscribe.bundle import BundleError, load_bundle  # noqa: E402
-from emoscribe.daemon.describe import Describer  # noqa: E402
 from emoscribe.daemon.engine.onnx_local import OnnxEngine  # noqa: E402
 from emoscribe.daemon.speaker_reference import SpeakerNormaliser  # noqa: E402
 from emoscribe.export.build import PARITY_TOLERANCE, build  # noqa: E402
@@ -128,9 +127,6 @@ def test_text_tower_embeds_run_time_queries_like_the_bank(built) -> None:
     with torch.inference_mode():
         expected = TextTower(sentence, heads.text)(tokens["input_ids"], tokens["attention_mask"]).numpy()
     assert np.abs(engine.embed_texts(queries) - expected).max() < 1e-4, "lengths unlike the export example"
-    describer = Describer(bundle)
-    describer.set_queries(["a calm voice"], engine.embed_texts(["a calm voice"]))
-    assert describer.query_texts == ["a calm voice"]
 
 
 def test_tampered_bundle_is_refused(built, tmp_path) -> None:

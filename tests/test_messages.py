@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from emoscribe.messages import (
+    Alert,
     Heartbeat,
     MessageError,
     PartialCues,
@@ -37,7 +38,7 @@ EXAMPLES = [
         cues={"duration_s": 1.5, "f0_median_hz": 180.0},
         emotion={"label": "angry", "confidence": 0.8, "posteriors": {"angry": 0.8, "calm": 0.2}},
         prompts=[{"text": "high pitch anger", "family": "pitch", "score": 0.4}],
-        queries=[{"text": "an agitated customer", "score": 0.3}],
+        queries=[{"id": "1a2b3c4d", "text": "an agitated customer", "score": 0.3, "threshold": 0.6}],
         tokens={"pitch": "high"},
         concepts={"energy": "high"},
         caption="A man says something angrily.",
@@ -94,6 +95,19 @@ EXAMPLES = [
         peaks={"angry": {"value": 0.91, "start": 70.2, "end": 72.0}},
         abstentions={"low_snr": 1},
         alerts={"count": 0, "by_name": {}, "first": []},
+        role="customer",
+        policy="full",
+    ),
+    Alert(
+        stream="rtp-0000abcd",
+        start=3.0,
+        end=4.5,
+        query_id="1a2b3c4d",
+        text="an agitated customer",
+        score=0.71,
+        threshold=0.6,
+        state="enter",
+        utterance_seq=12,
         role="customer",
         policy="full",
     ),

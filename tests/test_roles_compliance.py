@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import jsonschema
 import pytest
 
@@ -11,7 +9,7 @@ from emoscribe.daemon.compliance import CUES_ONLY, FULL, Compliance, ComplianceS
 from emoscribe.daemon.config import ConfigError, load_config
 from emoscribe.daemon.frames import StreamInfo
 from emoscribe.daemon.roles import Roles, RoleSettings
-from emoscribe.messages import Heartbeat, PartialCues, StreamMessage, Utterance, json_schema
+from emoscribe.messages import Alert, Heartbeat, PartialCues, Utterance, json_schema
 
 EMOTION_FIELDS = {"emotion", "prompts", "queries", "caption", "grounding", "abstain_reason", "arousal", "valence"}
 
@@ -119,14 +117,6 @@ def full_utterance(stream: str) -> Utterance:
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Alert(StreamMessage):
-    """A message type that lists no cues-only fields, as a query alert would."""
-
-    kind = "alert"
-    query: str = ""
-
-
 def test_agent_messages_keep_cues_and_lose_every_emotion_field() -> None:
     roles = Roles(RoleSettings(rtp_ports={"5006": "agent", "5004": "customer"}))
     compliance = Compliance(ComplianceSettings(), roles)
@@ -142,8 +132,8 @@ def test_agent_messages_keep_cues_and_lose_every_emotion_field() -> None:
     jsonschema.validate(out, json_schema())
     partial = compliance.stamp(PartialCues(stream=agent, cues={"duration_s": 0.5}, extra={"emotion": {}}))
     assert "emotion" not in partial.to_payload() and partial.to_payload()["cues"] == {"duration_s": 0.5}
-    assert compliance.stamp(Alert(stream=agent, query="an agitated customer")) is None
-    assert compliance.stamp(Alert(stream=customer, query="an agitated customer")) is not None
+    assert compliance.stamp(Alert(stream=agent, text="an agitated customer")) is None
+    assert compliance.stamp(Alert(stream=customer, text="an agitated customer")) is not None
     kept = compliance.stamp(full_utterance(customer)).to_payload()
     assert kept["emotion"]["label"] == "angry" and (kept["role"], kept["policy"]) == ("customer", FULL)
     assert kept["valence"] == -0.4

@@ -8,6 +8,7 @@ import pytest
 
 from emoscribe.daemon.shedding import SHED_ORDER, BudgetSettings, Shedder, ShedSettings
 from emoscribe.daemon.summary import CallSummary, SummarySettings
+from emoscribe.messages import Alert
 
 
 class Clock:
@@ -79,7 +80,8 @@ def test_summary_course_peaks_abstentions_and_alerts() -> None:
     summary.add_utterance(utterance(50.0, "angry", {"neutral": 0.3, "angry": 0.7}, emotion={"arousal": 0.9}))
     summary.add_utterance(utterance(70.0, "angry", {"neutral": 0.1, "angry": 0.9}, emotion={"arousal": 0.7}))
     summary.add_utterance(utterance(80.0, None, {}, abstain_reason="low_snr"))
-    summary.add_alert({"query": "an agitated customer", "start": 70.0, "end": 72.0})
+    summary.add_alert(Alert(stream="call", start=70.0, end=72.0, text="an agitated customer", state="enter"))
+    summary.add_alert(Alert(stream="call", start=80.0, end=82.0, text="an agitated customer", state="leave"))
     body = summary.body(120.0)
     assert body["utterances"] == 4 and body["emotions"] == {"neutral": 1, "angry": 2}
     assert body["speech_s"] == 6.0 and body["speech_ratio"] == 0.05

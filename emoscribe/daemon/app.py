@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import zmq
 
@@ -15,11 +16,13 @@ from emoscribe.cues.binning import Binner
 from emoscribe.cues.grounding import GroundingModel
 from emoscribe.curve import CurveError, CurveServer
 from emoscribe.daemon.config import ConfigError, DaemonConfig
+from emoscribe.daemon.control import ControlServer
 from emoscribe.daemon.describe import Describer
-from emoscribe.daemon.engine.onnx_local import OnnxEngine
+from emoscribe.daemon.engine import open_engine
 from emoscribe.daemon.frontend import InProcess, Source, segmenter_factory
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
+from emoscribe.daemon.queries import QueryError, QueryStore
 from emoscribe.daemon.roles import RoleSettings
 from emoscribe.daemon.service import Producer, Service
 from emoscribe.daemon.shards import ShardPool
@@ -55,12 +58,26 @@ def make_producers(
 def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None = None) -> Service:
     """Everything but the sources, opened and checked: bad bundle, busy port or bad key fail here, at start."""
     bundle = resolve_bundle(config.engine.bundle)
-    engine = OnnxEngine(bundle, config.engine.device, config.engine.variant, config.engine.threads)
+    settings = config.engine
+    engine = open_engine(
+        bundle,
+        settings.backend,
+        url=settings.url,
+        device=settings.device,
+        variant=settings.variant,
+        threads=settings.threads,
+    )
     engine.warm_up(config.batch.max_batch)
     normaliser = speaker_normaliser(bundle, config.engine.speaker_normalisation)
     describer = make_describer(config, bundle)
-    if config.describe.queries:
-        describer.set_queries(config.describe.queries, engine.embed_texts(config.describe.queries))
+    try:
+        queries = QueryStore(
+            engine.embed_texts if bundle.has_text_tower else None,
+            Path(config.queries.file) if config.queries.file else None,
+            config.queries.max_queries,
+        )
+    except QueryError as error:
+        raise ConfigError(f"queries.file: {error}") from error
     metrics = Metrics()
     if config.metrics.enabled:
         metrics.serve(config.metrics.host, config.metrics.port)
@@ -73,6 +90,9 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
         except CurveError as error:
             raise ConfigError(f"publish: {error}") from error
     publisher = Publisher(config.publish.endpoint, config.publish.send_hwm, curve, echo=echo)
+    control = None
+    if config.control.enabled:
+        control = ControlServer(config.control.endpoint, curve, zmq.Context.instance())
     log.info(
         "bundle %s, engine %s (%s), speaker normalisation %s, publishing on %s",
         bundle.path,
@@ -81,7 +101,7 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
         f"over {bundle.speaker_horizon} utterances" if normaliser is not None else "off",
         publisher.endpoint,
     )
-    return Service(config, engine, describer, publisher, metrics, normaliser, curve)
+    return Service(config, engine, describer, publisher, metrics, normaliser, curve, queries, control)
 
 
 def make_describer(config: DaemonConfig, bundle: Bundle) -> Describer:

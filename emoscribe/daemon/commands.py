@@ -49,8 +49,14 @@ def run_command(
     no_metrics: Annotated[bool, typer.Option("--no-metrics", help="Do not serve Prometheus metrics.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "warning",
     json_logs: Annotated[bool, typer.Option("--json-logs", help="JSON-lines logs on stderr.")] = False,
+    list_devices: Annotated[
+        bool, typer.Option("--list-devices", help="List the input audio devices mic: can name, and exit.")
+    ] = False,
 ) -> None:
     """Run the streaming daemon: segment speech, describe each utterance, publish over ZeroMQ."""
+    if list_devices:
+        _list_devices()
+        return
     from emoscribe.daemon.app import build_service, make_producers, serve
     from emoscribe.daemon.sources.file_source import FileSource
     from emoscribe.demo import demo_streams
@@ -106,6 +112,22 @@ def keys_command(
     public, secret = zmq.auth.create_certificates(out, name)
     Path(secret).chmod(0o600)
     print(f"public key: {public}\nsecret key: {secret} (keep it private)")
+
+
+def _list_devices() -> None:
+    """The input devices PortAudio sees, one per line (``*`` the default); none, or no PortAudio, is one line
+    on stderr and exit status 1."""
+    from emoscribe.daemon.sources.audio_devices import device_table, input_devices
+
+    try:
+        devices = input_devices()
+    except RuntimeError as error:
+        print(f"emoscribe run: {error}", file=sys.stderr)
+        raise typer.Exit(1) from error
+    if not devices:
+        print("emoscribe run: no input audio devices (no sound card or sound server seen)", file=sys.stderr)
+        raise typer.Exit(1)
+    print("\n".join(device_table(devices)))
 
 
 def _printer() -> Callable[[Message], None]:

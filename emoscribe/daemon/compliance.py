@@ -83,10 +83,10 @@ class Compliance:
         ``cues_only`` stream never carries. The heartbeat, which belongs to no stream, states every role's."""
         if isinstance(message, Heartbeat):
             return replace(message, policies=dict(self._policies))
-        if not isinstance(message, StreamMessage):
-            return message
         role = self.roles.role(message.stream)
         policy = self._policies[role]
+        if not isinstance(message, StreamMessage):  # it cannot state a policy: sent only where all is allowed
+            return message if policy == FULL else None
         if policy == CUES_ONLY and not message.cues_only_fields:
             return None
         return replace(message, role=role, policy=policy)

@@ -16,11 +16,12 @@ from typing import Any
 from emoscribe.daemon.abstention import AbstainSettings
 from emoscribe.daemon.batcher import BatchConfig
 from emoscribe.daemon.compliance import ComplianceSettings
+from emoscribe.daemon.engine import BACKENDS
 from emoscribe.daemon.roles import RoleSettings
 from emoscribe.daemon.segmenter import SegmenterConfig
 from emoscribe.daemon.shedding import BudgetSettings, ShedSettings
 from emoscribe.daemon.summary import SummarySettings
-from emoscribe.messages import DEFAULT_ENDPOINT
+from emoscribe.messages import DEFAULT_CONTROL_ENDPOINT, DEFAULT_ENDPOINT
 
 ENV_PREFIX = "EMOSCRIBE_"
 NOT_SETTINGS = frozenset({"EMOSCRIBE_DATA", "EMOSCRIBE_CACHE"})
@@ -41,6 +42,15 @@ class EngineSettings:
     speaker_normalisation: bool = True
     """Judge each utterance against its stream's earlier ones, where the bundle can (one speaker per stream,
     as on a call leg); turn off for a source that mixes speakers in one stream."""
+    backend: str = "local"
+    """``local``: ONNX Runtime in this process (``device``, ``threads``); ``triton``: the towers on a Triton
+    Inference Server at ``url``, written there by ``emoscribe export --triton``."""
+    url: str = "127.0.0.1:8001"
+    """The Triton server's gRPC address, ``host:port``."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +64,27 @@ class CueSettingsSection:
 class DescribeSettings:
     top_k: int = 3
     min_confidence: float = 0.35
-    queries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySettings:
+    file: str = ""
+    """Where run-time queries are kept across restarts (JSON, rewritten atomically on every change); empty keeps
+    them in memory only."""
+    hysteresis: float = 0.05
+    """An alert that entered at a query's threshold leaves only below ``threshold - hysteresis``."""
+    max_queries: int = 256
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.hysteresis < 1.0 or self.max_queries < 1:
+            raise ValueError(f"hysteresis must lie in [0, 1) and max_queries be positive: {self}")
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSettings:
+    enabled: bool = True
+    endpoint: str = DEFAULT_CONTROL_ENDPOINT
+    """The control socket for run-time queries; CURVE with the publisher's keys and allowlist when they are set."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +152,8 @@ class DaemonConfig:
     cues: CueSettingsSection = field(default_factory=CueSettingsSection)
     batch: BatchConfig = field(default_factory=BatchConfig)
     describe: DescribeSettings = field(default_factory=DescribeSettings)
+    queries: QuerySettings = field(default_factory=QuerySettings)
+    control: ControlSettings = field(default_factory=ControlSettings)
     publish: PublishSettings = field(default_factory=PublishSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     rtp: RtpSettings = field(default_factory=RtpSettings)

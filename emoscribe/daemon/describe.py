@@ -1,9 +1,9 @@
 """From model outputs and cues to what a subscriber reads: emotion (or why it is withheld) and its grounding in
-the cues, prompts, queries, tokens, caption."""
+the cues, prompts, tokens, caption."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Describer:
-    """Holds the prompt bank and the user's queries (as joint-space embeddings) and the bundle's cue thresholds."""
+    """Holds the prompt bank (as joint-space embeddings) and the bundle's cue thresholds."""
 
     def __init__(
         self,
@@ -58,13 +58,6 @@ class Describer:
         self.binner = QuantileBinner.from_document(thresholds["quantile_bins"])
         self.relative = SpeakerRelativeBinner()
         self.concepts = ConceptTokenizer(thresholds["concepts"]["edges"])
-        self.query_texts: list[str] = []
-        self.queries = np.zeros((0, self.bank.shape[1]), dtype=np.float32)
-
-    def set_queries(self, texts: Sequence[str], embeddings: np.ndarray) -> None:
-        """Replace the user's natural-language queries (embedded by the engine's text tower)."""
-        self.query_texts = list(texts)
-        self.queries = embeddings.astype(np.float32).reshape(len(texts), -1)
 
     def describe(
         self,
@@ -79,14 +72,13 @@ class Describer:
         """The description fields of an ``utterance`` message. Without model outputs (bad audio, overload,
         engine failure: ``withheld`` says which) the emotion is ``null`` and the prompts are empty, but cues,
         tokens and caption still stand. ``baseline`` is the caller's before this utterance; ``shed`` may name
-        ``caption`` and ``prompts`` (prompt and query scoring), which are then left out."""
+        ``caption`` and ``prompts`` (prompt scoring), which are then left out."""
         context = BinContext(baseline=baseline)
         tokens = self.binner.tokens(cues, context)
         pitch = tokens.get("pitch")
         sex = pitch.sex if pitch is not None else None
         emotion: dict[str, Any] = {"label": None, "confidence": 0.0, "posteriors": {}}
         prompts: list[dict[str, Any]] = []
-        queries: list[dict[str, Any]] = []
         grounding: dict[str, Any] | None = None
         judged = withheld is None and embedding is not None and logits is not None
         if judged:
@@ -118,15 +110,10 @@ class Describer:
                         "score": float(scores[index]),
                     }
                 )
-            queries = [
-                {"text": text, "score": float(score)}
-                for text, score in zip(self.query_texts, self.queries @ embedding, strict=True)
-            ]
         relative = self.relative.tokens(cues, context) if baseline is not None else {}
         return {
             "emotion": emotion,
             "prompts": prompts,
-            "queries": queries,
             "tokens": {family: token.level for family, token in tokens.items()}
             | {f"{family}_vs_usual": token.level for family, token in relative.items()},
             "concepts": self.concepts.tokens(cues),

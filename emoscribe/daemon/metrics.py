@@ -43,6 +43,9 @@ class Metrics:
         self.abstentions = Counter(
             "emoscribe_abstentions_total", "Utterances without a label, by reason", ["reason"], registry=r
         )
+        self.control_requests = Counter(
+            "emoscribe_control_requests_total", "Requests on the control socket", ["outcome"], registry=r
+        )
         self.active_streams = Gauge("emoscribe_active_streams", "Streams currently open", registry=r)
         self.queue_depth = Gauge("emoscribe_queue_depth", "Utterances waiting for the engine", registry=r)
         self.batch_size = Histogram(

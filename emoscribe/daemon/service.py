@@ -21,15 +21,18 @@ from typing import Protocol
 from emoscribe.cues.baseline import SpeakerBaselines
 from emoscribe.curve import CurveServer
 from emoscribe.daemon.abstention import audio_reason
+from emoscribe.daemon.alerts import AlertTracker, QueryAlerts
 from emoscribe.daemon.batcher import Batcher, Request, Result
 from emoscribe.daemon.compliance import Compliance
 from emoscribe.daemon.config import DaemonConfig
+from emoscribe.daemon.control import ControlServer, QueryControl
 from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine import Engine
 from emoscribe.daemon.frames import StreamInfo
 from emoscribe.daemon.frontend import COUNTED, Downstream, ReadyUtterance
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
+from emoscribe.daemon.queries import QueryStore
 from emoscribe.daemon.roles import Roles, RoleSettings
 from emoscribe.daemon.shedding import Shedder
 from emoscribe.daemon.speaker_reference import SpeakerNormaliser
@@ -74,10 +77,16 @@ class Service:
         metrics: Metrics,
         normaliser: SpeakerNormaliser | None = None,
         curve: CurveServer | None = None,
+        queries: QueryStore | None = None,
+        control: ControlServer | None = None,
     ) -> None:
-        """``curve``, where CURVE is on, is the key pair and allowlist the daemon's sockets share."""
+        """``curve``, where CURVE is on, is the key pair and allowlist the daemon's sockets share; ``queries``
+        are scored against every utterance, and ``control`` (when given) lets subscribers change them."""
         self.config = config
         self.curve = curve
+        store = queries if queries is not None else QueryStore(None)
+        self.query_alerts = QueryAlerts(store, AlertTracker(config.queries.hysteresis))
+        self.control = control
         self.normaliser = normaliser
         self.describer = describer
         self.publisher = publisher
@@ -185,6 +194,8 @@ class Service:
             "inference_ms": result.inference_s * 1000,
             "describe_ms": describe_s * 1000,
         }
+        scored = None if "prompts" in shed else result.embedding  # query scoring is shed with the prompts
+        queries, alerts = self.query_alerts.evaluate(pending.stream, self.roles.role(pending.stream), scored)
         message = Utterance(
             stream=pending.stream,
             start=event.start,
@@ -192,12 +203,18 @@ class Service:
             reason=event.reason,
             cues=pending.cues.to_dict(),
             **description,
+            queries=queries,
             latency=latency,
             quality=None if pending.quality is None else pending.quality.to_dict(),
             shed=shed,
         )
         latency["end_to_publish_ms"] = (time.perf_counter() - pending.decided) * 1000
-        self._send(message)
+        sent = self._send(message)
+        summary = self.summaries.get(pending.stream)
+        for alert in self.query_alerts.messages(alerts, sent):
+            self._send(alert)
+            if summary is not None:
+                summary.add_alert(alert)
         self._account(message, result, describe_s)
         self.metrics.end_to_publish_seconds.observe(latency["end_to_publish_ms"] / 1000)
         self.metrics.utterances.labels(event.reason).inc()
@@ -217,6 +234,7 @@ class Service:
         self._send(StreamEnded(stream=stream, end=state.position, reason=state.ended))
         self.roles.closed(stream)
         self.baselines.forget(stream)
+        self.query_alerts.tracker.forget(stream)
         if self.normaliser is not None:
             self.normaliser.forget(stream)
         del self.streams[stream]
@@ -264,6 +282,15 @@ class Service:
             started.append(producer)
         beat = asyncio.create_task(self._heartbeat(stop))
         joins = asyncio.create_task(self._serve_subscriptions(stop))
+        if self.control is not None:
+            alerts = self.query_alerts
+            control = QueryControl(alerts.store, alerts.tracker, lambda: self.streams.keys())
+            counted = self.metrics.control_requests.labels
+            chores = [
+                asyncio.create_task(self.control.serve(control, stop, lambda outcome: counted(outcome).inc()))
+            ]
+        else:
+            chores = []
         tasks = [asyncio.create_task(p.run(self, stop)) for p in started]
         for task in tasks:
             task.add_done_callback(lambda done: done.cancelled() or done.exception() is None or stop.set())
@@ -282,8 +309,14 @@ class Service:
             state.pending = 0
             self._maybe_close(state)
         stop.set()
-        await asyncio.gather(beat, joins)
+        await asyncio.gather(beat, joins, *chores)
         return drained
+
+    async def _serve_control(self, server: ControlServer, stop: asyncio.Event) -> None:
+        """Run-time queries: the control socket changes the store the utterances are scored against."""
+        alerts = self.query_alerts
+        control = QueryControl(alerts.store, alerts.tracker, lambda: self.streams.keys())
+        await server.serve(control, stop, lambda outcome: self.metrics.control_requests.labels(outcome).inc())
 
     async def _serve_subscriptions(self, stop: asyncio.Event) -> None:
         """Answer new subscribers with the open streams' start messages (see :class:`Publisher`)."""

@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from emoscribe.messages import Alert
+
 MAX_ALERTS_LISTED = 50
 PEAK_SCALES = ("arousal", "valence")
 
@@ -106,12 +108,13 @@ class CallSummary:
                 self._peak(f"{scale}_max", value, start, end, higher=True)
                 self._peak(f"{scale}_min", value, start, end, higher=False)
 
-    def add_alert(self, payload: dict[str, Any]) -> None:
-        """Fold in an ``alert`` payload as published (keyed by its ``query``, else its ``name``)."""
-        name = str(payload.get("query") or payload.get("name") or "alert")
-        self.alerts[name] += 1
+    def add_alert(self, alert: Alert) -> None:
+        """Fold in an alert the stream raised (its ``enter``; a ``leave`` only ends it), by query text."""
+        if alert.state != "enter":
+            return
+        self.alerts[alert.text] += 1
         if len(self.alert_list) < MAX_ALERTS_LISTED:
-            self.alert_list.append({"alert": name, "start": payload.get("start"), "end": payload.get("end")})
+            self.alert_list.append({"alert": alert.text, "start": alert.start, "end": alert.end})
 
     def body(self, duration_s: float) -> dict[str, Any]:
         """The summary's fields (without the envelope) for a stream that lasted ``duration_s``."""

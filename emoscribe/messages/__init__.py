@@ -12,6 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from emoscribe.messages.alert import Alert
 from emoscribe.messages.base import (
     CUES_ONLY,
     Message,
@@ -29,6 +30,8 @@ from emoscribe.messages.utterance import Utterance
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 """Where the daemon publishes unless configured otherwise: loopback only."""
+DEFAULT_CONTROL_ENDPOINT = "tcp://127.0.0.1:5557"
+"""Where the daemon takes run-time queries (see ``emoscribe.daemon.control``): loopback only."""
 
 
 @cache
@@ -39,7 +42,9 @@ def json_schema() -> dict[str, Any]:
 
 __all__ = [
     "CUES_ONLY",
+    "DEFAULT_CONTROL_ENDPOINT",
     "DEFAULT_ENDPOINT",
+    "Alert",
     "Heartbeat",
     "Message",
     "MessageError",

@@ -97,24 +97,46 @@ def export_command(
         str, typer.Option(help="Bundle name (a folder of emoscribe/export/parts), or a parts folder with --out.")
     ] = "tiny.en",
     out: Annotated[Path | None, typer.Option(help="Write here instead of the bundle cache.")] = None,
+    triton: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the bundle's towers into this Triton model repository (--bundle may then also be "
+            "a built bundle's directory)."
+        ),
+    ] = None,
+    variant: Annotated[
+        str, typer.Option(help="Audio tower for --triton: auto (fp16 where the bundle has it), fp32, fp16, int8.")
+    ] = "auto",
 ) -> None:
-    """Build the model bundle (ONNX towers, prompt bank, manifest) from the committed parts, with parity checks."""
+    """Build the model bundle (ONNX towers, prompt bank, manifest) from the committed parts, with parity checks;
+    with --triton, also serve its towers from a Triton Inference Server (``[engine] backend = "triton"``)."""
     import warnings
 
     # The exporter's notes on constant folding and tracing, and fp16's rounding of tiny constants, are expected;
     # what decides is the parity check, which fails the build loudly.
     warnings.filterwarnings("ignore", module=r"(torch|onnxconverter_common|transformers)")
-    from emoscribe.bundle import PARTS, BundleError, parts_dir
+    from emoscribe.bundle import MANIFEST, PARTS, BundleError, load_bundle, parts_dir
 
-    try:
-        parts = parts_dir(bundle)
-    except BundleError as error:
-        raise typer.BadParameter(str(error)) from error
-    if out is None and parts.parent != PARTS:
-        raise typer.BadParameter(f"{bundle} is not a default bundle: give --out for the bundle built from it")
-    from emoscribe.export.build import build, cached_bundle
+    if triton is not None and (Path(bundle) / MANIFEST).is_file():
+        path = Path(bundle)
+    else:
+        try:
+            parts = parts_dir(bundle)
+        except BundleError as error:
+            raise typer.BadParameter(str(error)) from error
+        if out is None and parts.parent != PARTS:
+            raise typer.BadParameter(f"{bundle} is not a default bundle: give --out for the bundle built from it")
+        from emoscribe.export.build import build, cached_bundle
 
-    path = build(parts, out) if out else cached_bundle(bundle).path
+        path = build(parts, out) if out else cached_bundle(bundle).path
+    if triton is not None:
+        from emoscribe.export.triton import write_repository
+
+        try:
+            for model in write_repository(load_bundle(path), triton, variant):
+                print(model)
+        except ValueError as error:  # BundleError included
+            raise typer.BadParameter(str(error)) from error
     print(path)
 
 

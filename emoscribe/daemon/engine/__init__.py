@@ -1,33 +1,33 @@
-"""Engines run the bundle's audio tower on a batch of utterances; each backend lives in a module of its own."""
+"""Engines run the bundle's towers on batches of utterances; each backend lives in a module of its own behind
+:class:`Engine`, and :func:`open_engine` picks one by name."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from emoscribe.bundle import Bundle
+from emoscribe.daemon.engine.protocol import Engine, EngineOutput
 
-import numpy as np
+__all__ = ["BACKENDS", "Engine", "EngineOutput", "open_engine"]
 
-
-@dataclass(frozen=True, slots=True)
-class EngineOutput:
-    """Per utterance, in input order: L2-normalised embeddings ``(n, d)`` and SER logits ``(n, classes)`` of the
-    clip alone, and for a bundle that normalises by speaker the layer statistics ``(n, n_layers, 2d)``."""
-
-    embeddings: np.ndarray
-    logits: np.ndarray
-    layer_stats: np.ndarray | None = None
+BACKENDS = ("local", "triton")
 
 
-class Engine(Protocol):
-    """What the batcher needs from a backend (local ONNX Runtime now; a Triton client can follow)."""
+def open_engine(
+    bundle: Bundle,
+    backend: str = "local",
+    *,
+    url: str = "",
+    device: str = "auto",
+    variant: str = "auto",
+    threads: int = 0,
+) -> Engine:
+    """``local``: ONNX Runtime in this process on ``device`` with ``threads``; ``triton``: the Triton server
+    at ``url`` (gRPC ``host:port``), which must serve this bundle's towers."""
+    if backend == "local":
+        from emoscribe.daemon.engine.onnx_local import OnnxEngine
 
-    providers: list[str]
+        return OnnxEngine(bundle, device, variant, threads)
+    if backend == "triton":
+        from emoscribe.daemon.engine.triton import TritonEngine
 
-    def infer(self, utterances: Sequence[np.ndarray]) -> EngineOutput:
-        """Embed float32 16 kHz utterances of any lengths in one call."""
-        ...
-
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Joint-space embeddings of natural-language queries, for matching at run time."""
-        ...
+        return TritonEngine(bundle, url, variant)
+    raise ValueError(f"engine backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

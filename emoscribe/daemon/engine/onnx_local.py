@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from emoscribe.bundle import STATS_OUTPUT, Bundle
-from emoscribe.daemon.engine import EngineOutput
+from emoscribe.daemon.engine.protocol import EngineOutput
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,17 @@ DEVICES = {
 BUCKET_SAMPLES = 8_000
 """Batches are padded to a multiple of half a second, so the runtime sees few distinct shapes (TensorRT builds
 an engine per shape profile; CUDA allocations get reused)."""
+
+
+def pad_batch(utterances: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The towers' inputs: utterances zero-padded to a common multiple of :data:`BUCKET_SAMPLES`, and their
+    lengths. The encoder sees the padding, so every engine pads alike to give the same outputs."""
+    lengths = np.array([u.size for u in utterances], dtype=np.int64)
+    width = int(-(-lengths.max() // BUCKET_SAMPLES) * BUCKET_SAMPLES)
+    waveform = np.zeros((len(utterances), width), dtype=np.float32)
+    for row, samples in enumerate(utterances):
+        waveform[row, : samples.size] = samples
+    return waveform, lengths
 
 
 def open_session(path: str, device: str, threads: int) -> ort.InferenceSession:
@@ -76,11 +87,7 @@ class OnnxEngine:
             self.infer([np.zeros(int(seconds * 16_000), dtype=np.float32)] * batch)
 
     def infer(self, utterances: Sequence[np.ndarray]) -> EngineOutput:
-        lengths = np.array([u.size for u in utterances], dtype=np.int64)
-        width = int(-(-lengths.max() // BUCKET_SAMPLES) * BUCKET_SAMPLES)
-        waveform = np.zeros((len(utterances), width), dtype=np.float32)
-        for row, samples in enumerate(utterances):
-            waveform[row, : samples.size] = samples
+        waveform, lengths = pad_batch(utterances)
         if self.on_gpu:
             binding = self.session.io_binding()
             binding.bind_cpu_input("waveform", waveform)

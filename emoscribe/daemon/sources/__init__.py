@@ -46,7 +46,11 @@ def open_sources(config: DaemonConfig, sockets: Sequence[socket.socket]) -> list
         elif scheme == "mic":
             from emoscribe.daemon.sources.mic_source import MicSource
 
-            sources.append(MicSource(rest or None))
+            mics = sum(other.partition(":")[0] == "mic" for other in config.sources)
+            try:
+                sources.append(MicSource(rest or None, "mic" if mics == 1 else f"mic-{index}"))
+            except ValueError as error:
+                raise ConfigError(f"sources[{index}]: {error}") from error
         elif scheme == "stdin":
             from emoscribe.daemon.sources.stdin_source import StdinSource
 
