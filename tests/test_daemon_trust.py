@@ -25,6 +25,7 @@ from emoscribe.daemon.frames import Frame, StreamInfo
 from emoscribe.daemon.frontend import InProcess, segmenter_factory
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
+from emoscribe.daemon.queries import QueryStore, Scope
 from emoscribe.daemon.roles import RoleSettings
 from emoscribe.daemon.service import Service
 from emoscribe.daemon.shedding import SHED_ORDER
@@ -88,7 +89,7 @@ def leg(port: int, ssrc: int) -> dict:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    return load_bundle(make_fake_bundle(tmp_path_factory.mktemp("bundle")))
+    return load_bundle(make_fake_bundle(tmp_path_factory.mktemp("bundle"), text=True))
 
 
 @pytest.fixture(scope="module")
@@ -103,12 +104,15 @@ def sentence(speech) -> np.ndarray:
 
 
 def daemon(bundle, text: str, tmp_path: Path) -> tuple[Service, CountingEngine]:
+    """A service of ``text`` settings on the fake bundle, with one query every utterance scores above."""
     path = tmp_path / "daemon.toml"
     path.write_text('[publish]\nendpoint = "tcp://127.0.0.1:*"\nheartbeat_s = 0.2\n' + text)
     config = load_config(path, environ={})
     engine = CountingEngine(bundle)
-    describer = make_describer(config, bundle)
-    return Service(config, engine, describer, Publisher(config.publish.endpoint), Metrics()), engine
+    queries = QueryStore(engine.embed_texts)
+    queries.add("an agitated customer", -1.0, Scope())
+    publisher = Publisher(config.publish.endpoint)
+    return Service(config, engine, make_describer(config, bundle), publisher, Metrics(), queries=queries), engine
 
 
 def play(service: Service, script: Script) -> list[tuple[str, dict]]:
@@ -145,7 +149,7 @@ def test_agent_streams_never_carry_emotion_and_never_reach_the_engine(bundle, se
     received = play(service, Script({"agent": (leg(5006, 1), sentence), "caller": (leg(5004, 2), sentence)}))
     agent = of(received, "agent")
     kinds = {p["schema"] for p in agent}
-    assert kinds == {f"emoscribe.{k}/1" for k in ("stream", "cues", "utterance", "summary")}, kinds
+    assert kinds == {f"emoscribe.{k}/1" for k in ("stream", "cues", "utterance", "summary")}, "and no alert"
     for payload in agent:
         assert not EMOTION_FIELDS & set(payload), payload
         assert not SUMMARY_EMOTION_FIELDS & set(payload), payload
@@ -155,7 +159,10 @@ def test_agent_streams_never_carry_emotion_and_never_reach_the_engine(bundle, se
     caller = of(received, "caller", "emoscribe.utterance/1")
     assert len(caller) == 2 and all(u["emotion"]["label"] and u["caption"] for u in caller)
     assert all(u["grounding"]["label"] == u["emotion"]["label"] and u["grounding"]["evidence"] for u in caller)
-    assert all((u["role"], u["policy"]) == ("customer", "full") for u in caller)
+    assert all((u["role"], u["policy"]) == ("customer", "full") and u["queries"] for u in caller)
+    assert of(received, "caller", "emoscribe.alert/1"), "the same query alerts on the customer's stream"
+    (summary,) = of(received, "caller", "emoscribe.summary/1")
+    assert summary["alerts"]["count"] == 1 and summary["course"]["bins"][0]["posteriors"]
     assert len(engine.lengths) == 2, "only the customer's two utterances went to the emotion model"
     beats = [p for topic, p in received if topic == "heartbeat"]
     assert beats and beats[0]["policies"]["agent"] == "cues_only"
