@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from emoscribe.clients.cli_options import curve_options
 from emoscribe.clients.subscriber import Subscriber
-from emoscribe.curve import CurveError, load_key_pair, load_public_key
 from emoscribe.messages import (
     CUES_ONLY,
     DEFAULT_ENDPOINT,
@@ -58,20 +58,6 @@ def render(message: Message) -> str:
     event = getattr(message, "event", message.kind)
     joined = " (open before you joined)" if isinstance(message, StreamStarted) and message.snapshot else ""
     return f"{where} [yellow]{message.kind} {event}[/yellow] {getattr(message, 'reason', None) or ''}{joined}"
-
-
-def curve_options(server_key: Path | None, client_key: Path | None) -> dict:
-    """The Subscriber's CURVE arguments from key files; one clear error for a half-given or unreadable pair."""
-    if server_key is None and client_key is None:
-        return {}
-    if server_key is None or client_key is None:
-        raise typer.BadParameter(
-            "CURVE needs both --server-key (the daemon's .key) and --client-key (your .key_secret)"
-        )
-    try:
-        return {"server_key": load_public_key(server_key), "client_keys": load_key_pair(client_key)}
-    except CurveError as error:
-        raise typer.BadParameter(str(error)) from error
 
 
 def listen_command(

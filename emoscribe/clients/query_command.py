@@ -9,15 +9,13 @@ from typing import Annotated
 
 import typer
 
+from emoscribe.clients.cli_options import ClientKey, ServerKey, curve_options
 from emoscribe.clients.control import ControlClient, ControlError
-from emoscribe.clients.listen import curve_options
 from emoscribe.messages import DEFAULT_CONTROL_ENDPOINT
 
 query_app = typer.Typer(help="Run-time queries of a running daemon (alerts when an utterance matches one).")
 
 Endpoint = Annotated[str, typer.Option(help="The daemon's control endpoint.")]
-ServerKey = Annotated[Path | None, typer.Option(help="The daemon's CURVE public key file (.key).")]
-ClientKey = Annotated[Path | None, typer.Option(help="This client's CURVE secret key file (.key_secret).")]
 
 
 def _call(endpoint: str, server_key: Path | None, client_key: Path | None, action) -> None:
