@@ -22,6 +22,7 @@ import os
 import re
 import time
 import urllib.request
+from collections import Counter
 
 import numpy as np
 from calls import call_script, expected_utterances
@@ -44,9 +45,20 @@ def mean_batch(metrics_port: int) -> float:
     return float(total.group(1)) / max(float(count.group(1)), 1.0) if total and count else float("nan")
 
 
+def daemon_settings(mode: str, workers: int, bundle: str, threads: int, metrics_port: int) -> str:
+    """The daemon's TOML (after its sources) for a batching mode of :data:`MODES`."""
+    (size, wait), sharded = MODES[mode]
+    return (
+        f'workers = {workers if sharded else 1}\n[engine]\nbundle = "{bundle}"\nthreads = {threads}\n'
+        f"[batch]\nmax_batch = {size}\nmax_wait_ms = {wait}\n"
+        f"[rtp]\ninactivity_timeout_s = 1.0\n[metrics]\nport = {metrics_port}\n"
+    )
+
+
 def run_level(legs: int, seconds: float, settings: str, metrics_port: int, script: bytes, ends) -> dict:
-    """One level: ``legs`` real-time legs into a daemon with ``settings``; latency percentiles and batches."""
-    latencies = []
+    """One level: ``legs`` real-time legs into a daemon with ``settings``; latency percentiles, batches, the
+    utterances published under each shed step, and the daemon process's CPU seconds."""
+    latencies, shed = [], Counter()
     with DaemonProcess(settings) as daemon:
 
         def collect(until: float) -> None:
@@ -54,6 +66,7 @@ def run_level(legs: int, seconds: float, settings: str, metrics_port: int, scrip
                 message = daemon.subscriber.receive(200)
                 if message is not None and message.kind == "utterance":
                     latencies.append(message.latency["end_to_publish_ms"])
+                    shed.update(message.shed)
 
         with LoadGenerator(("127.0.0.1", daemon.rtp_port), legs, seconds, script) as load:
             collect(time.monotonic() + seconds)
@@ -69,6 +82,8 @@ def run_level(legs: int, seconds: float, settings: str, metrics_port: int, scrip
         "p99": p99,
         "batch": batch,
         "pacing_p99_us": load.report.late_p99_us if load.report else float("nan"),
+        "shed": shed,
+        "cpu_s": daemon.cpu_s,
     }
 
 
@@ -97,11 +112,7 @@ def main() -> None:
         best[mode] = 0
         for legs in (int(x) for x in args.levels.split(",")):
             metrics = free_port()
-            settings = (
-                f'workers = {workers}\n[engine]\nbundle = "{args.bundle}"\nthreads = {args.engine_threads}\n'
-                f"[batch]\nmax_batch = {size}\nmax_wait_ms = {wait}\n"
-                f"[rtp]\ninactivity_timeout_s = 1.0\n[metrics]\nport = {metrics}\n"
-            )
+            settings = daemon_settings(mode, args.workers, args.bundle, args.engine_threads, metrics)
             r = run_level(legs, args.seconds, settings, metrics, script, ends)
             ok = r["p95"] <= P95_LIMIT_MS and r["utterances"] >= r["expected_min"]
             figures = f"{r['p50']:6.1f}  {r['p95']:6.1f}  {r['p99']:6.1f}  {r['batch']:5.2f}"

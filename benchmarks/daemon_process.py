@@ -39,6 +39,8 @@ class DaemonProcess:
         self.rtp_port, self.endpoint = free_port(socket.SOCK_DGRAM), f"tcp://127.0.0.1:{free_port()}"
         self.settings, self.topics, self.tree, self.launcher = settings, topics, tree, launcher
         self.process: subprocess.Popen[bytes] | None = None
+        self.cpu_s = float("nan")
+        """CPU seconds (user + system) the daemon process used, once it has exited (its workers not counted)."""
 
     def __enter__(self) -> DaemonProcess:
         self._folder = tempfile.TemporaryDirectory()
@@ -77,6 +79,8 @@ class DaemonProcess:
     ) -> None:
         if self.process is not None:
             self.process.terminate()
-            self.process.wait(timeout=60)
+            _, status, usage = os.wait4(self.process.pid, 0)
+            self.process.returncode = os.waitstatus_to_exitcode(status)
+            self.cpu_s = usage.ru_utime + usage.ru_stime
         self.subscriber.close()
         self._folder.cleanup()

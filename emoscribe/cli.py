@@ -8,7 +8,7 @@ from emoscribe.clients.dashboard.command import dashboard_command
 from emoscribe.clients.listen import listen_command
 from emoscribe.clients.query_command import query_app
 from emoscribe.clients.record import record_command
-from emoscribe.cues.commands import cues_command, fit_bins_command
+from emoscribe.cues.commands import cues_command, fit_bins_command, fit_grounding_command
 from emoscribe.daemon.commands import keys_command, run_command
 from emoscribe.training.commands import eval_command, export_command, train_command
 
@@ -27,6 +27,7 @@ app.command("record")(record_command)
 app.command("dashboard")(dashboard_command)
 app.command("cues")(cues_command)
 app.command("fit-bins")(fit_bins_command)
+app.command("fit-grounding")(fit_grounding_command)
 app.command("train")(train_command)
 app.command("export")(export_command)
 app.command("eval")(eval_command)

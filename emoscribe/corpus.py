@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import os
+import random
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,3 +106,18 @@ def read_manifest(folder: str | Path) -> list[Clip]:
             )
             for row in reader
         ]
+
+
+def stream_order(clips: Sequence[Clip], seed: int = 0) -> list[Clip]:
+    """The clips grouped by speaker (sorted by id), each speaker's in one seeded random order: how a daemon
+    would hear each speaker's clips as one stream, for whatever learns or judges from earlier utterances."""
+    groups: dict[str, list[Clip]] = defaultdict(list)
+    for clip in clips:
+        groups[clip.speaker].append(clip)
+    rng = random.Random(seed)
+    ordered: list[Clip] = []
+    for speaker in sorted(groups):
+        members = sorted(groups[speaker], key=lambda clip: str(clip.path))
+        rng.shuffle(members)
+        ordered += members
+    return ordered

@@ -15,6 +15,7 @@ from emoscribe.messages import (
     PartialCues,
     StreamEnded,
     StreamStarted,
+    Summary,
     Utterance,
     decode,
     from_payload,
@@ -42,6 +43,60 @@ EXAMPLES = [
         concepts={"energy": "high"},
         caption="A man says something angrily.",
         latency={"cues_ms": 3.0, "end_to_publish_ms": 12.0},
+        quality={
+            "snr_db": 31.0,
+            "clipped_fraction": 0.0,
+            "band": "narrowband",
+            "speech_ratio": 0.6,
+            "duration_s": 1.5,
+        },
+        abstain_reason=None,
+        grounding={
+            "label": "angry",
+            "score": 0.62,
+            "space": "caller",
+            "contradiction": False,
+            "evidence": [
+                {
+                    "cue": "intensity_mean_db",
+                    "vs_population": 1.8,
+                    "vs_caller": 0.9,
+                    "expected": 1.4,
+                    "supports": True,
+                }
+            ],
+        },
+        shed=["partial_cues"],
+        role="customer",
+        policy="full",
+    ),
+    Heartbeat(
+        start=0.0,
+        end=5.0,
+        active_streams=3,
+        uptime_s=5.0,
+        queue_depth=1,
+        dropped={"engine_queue_full": 0},
+        policies={"customer": "full", "agent": "cues_only", "driver": "full", "unknown": "full"},
+    ),
+    Summary(
+        stream="rtp-0000abcd",
+        end=95.0,
+        duration_s=95.0,
+        speech_s=40.5,
+        speech_ratio=0.43,
+        utterances=12,
+        quality={"snr_db_mean": 28.0, "narrowband_utterances": 12},
+        emotions={"neutral": 8, "angry": 3},
+        course={
+            "bin_s": 60.0,
+            "bins": [{"start": 0.0, "end": 60.0, "utterances": 7, "posteriors": {"angry": 0.3}}],
+        },
+        peaks={"angry": {"value": 0.91, "start": 70.2, "end": 72.0}},
+        abstentions={"low_snr": 1},
+        alerts={"count": 0, "by_name": {}, "first": []},
+        role="customer",
+        policy="full",
     ),
     Alert(
         stream="rtp-0000abcd",
@@ -53,8 +108,9 @@ EXAMPLES = [
         threshold=0.6,
         state="enter",
         utterance_seq=12,
+        role="customer",
+        policy="full",
     ),
-    Heartbeat(start=0.0, end=5.0, active_streams=3, uptime_s=5.0, queue_depth=1, dropped={"engine_queue_full": 0}),
 ]
 
 
@@ -111,3 +167,17 @@ def test_unknown_fields_survive_a_relay() -> None:
 def test_malformed_messages_are_refused_with_a_reason(frames: list[bytes], reason: str) -> None:
     with pytest.raises(MessageError, match=reason):
         decode(frames)
+
+
+def test_a_cues_only_payload_must_carry_no_emotion_field() -> None:
+    utterance = next(m for m in EXAMPLES if isinstance(m, Utterance)).to_payload() | {"policy": "cues_only"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(utterance, json_schema())
+    inference = ("emotion", "prompts", "queries", "caption", "grounding", "abstain_reason")
+    stripped = {key: value for key, value in utterance.items() if key not in inference}
+    jsonschema.validate(stripped, json_schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(stripped | {"arousal": 0.8}, json_schema())
+    summary = next(m for m in EXAMPLES if isinstance(m, Summary)).to_payload() | {"policy": "cues_only"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(summary, json_schema())

@@ -13,11 +13,13 @@ from rich.console import Console
 from emoscribe.clients.cli_options import curve_options
 from emoscribe.clients.subscriber import Subscriber
 from emoscribe.messages import (
+    CUES_ONLY,
     DEFAULT_ENDPOINT,
     Heartbeat,
     Message,
     PartialCues,
     StreamStarted,
+    Summary,
     Utterance,
     message_types,
 )
@@ -25,22 +27,32 @@ from emoscribe.messages import (
 KINDS = tuple(dict.fromkeys(cls.kind for cls in message_types()))
 
 
+def render_cues(cues: dict) -> str:
+    f0, level = cues.get("f0_median_hz"), cues.get("intensity_mean_db")
+    return ", ".join([f"F0 {f0:.0f} Hz" if f0 else "F0 -", f"{level:.1f} dB" if level else "level -"])
+
+
 def render(message: Message) -> str:
     """One line of rich markup per message."""
     where = (
         f"[cyan]{message.stream}[/cyan] {getattr(message, 'start', 0):7.2f}-{getattr(message, 'end', 0):7.2f} s"
     )
+    if isinstance(message, Utterance) and message.policy == CUES_ONLY:
+        return f"{where} [dim]cues only ({message.role}): {render_cues(message.cues)}[/dim]"
     if isinstance(message, Utterance):
         confidence = message.emotion.get("confidence", 0.0)
-        label = f"[bold]{message.label or 'uncertain'}[/bold] ({confidence:.2f})"
+        label = f"[bold]{message.label or message.abstain_reason or 'uncertain'}[/bold] ({confidence:.2f})"
         prompts = "; ".join(f"{x['text']} {x['score']:.2f}" for x in message.prompts)
         latency = message.latency.get("end_to_publish_ms", 0.0)
         return f"{where} {label}  {message.caption}  [dim]{prompts}  {latency:.1f} ms[/dim]"
     if isinstance(message, PartialCues):
-        f0 = message.cues.get("f0_median_hz")
-        level = message.cues.get("intensity_mean_db")
-        parts = [f"F0 {f0:.0f} Hz" if f0 else "F0 -", f"{level:.1f} dB" if level else "level -"]
-        return f"{where} [dim]… {', '.join(parts)}[/dim]"
+        return f"{where} [dim]… {render_cues(message.cues)}[/dim]"
+    if isinstance(message, Summary):
+        emotions = ", ".join(f"{label} {n}" for label, n in message.emotions.items()) or "no labels"
+        return (
+            f"{where} [yellow]summary[/yellow] {message.utterances} utterances, "
+            f"speech {100 * message.speech_ratio:.0f} %, {emotions}"
+        )
     if isinstance(message, Heartbeat):
         return f"[dim]heartbeat: {message.active_streams} streams, queue {message.queue_depth}[/dim]"
     event = getattr(message, "event", message.kind)

@@ -1,4 +1,5 @@
-"""The ``emoscribe cues`` and ``emoscribe fit-bins`` commands: cue reports for files, bin edges for a corpus."""
+"""The ``emoscribe cues``, ``fit-bins`` and ``fit-grounding`` commands: cue reports for files, bin edges and the
+grounding cue model for a corpus."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from emoscribe.audio import AudioFileError, load_audio
-from emoscribe.corpus import VALIDATION_SPEAKERS, parse_ravdess_name, read_manifest
+from emoscribe.corpus import VALIDATION_SPEAKERS, parse_ravdess_name, read_manifest, stream_order
 from emoscribe.cues.baseline import SpeakerBaseline
 from emoscribe.cues.batch import files_cues
 from emoscribe.cues.binning import (
@@ -26,6 +27,7 @@ from emoscribe.cues.binning import (
     infer_sex,
 )
 from emoscribe.cues.concepts import ConceptTokenizer
+from emoscribe.cues.grounding import LabelledCues, fit_grounding
 from emoscribe.cues.model import Cues
 from emoscribe.cues.prompts import acoustic_prompts, describe_sentence
 from emoscribe.cues.signal import AudioInputError
@@ -201,3 +203,43 @@ def fit_bins_command(
     print(
         f"fitted on {len(clips)} clips of {speakers} speakers: {out / 'bins.json'}, {out / 'concept_edges.json'}"
     )
+
+
+GROUNDING_CHANNELS = (None, "ulaw")
+"""Clean and through 8 kHz G.711 mu-law: the daemon meets both, and the codec moves spectral cues."""
+
+
+def fit_grounding_command(
+    data: Annotated[Path, typer.Option(help="Corpus folder holding manifest.csv.", envvar="EMOSCRIBE_DATA")],
+    out: Annotated[Path, typer.Option(help="Grounding model file to write.")] = Path("grounding.json"),
+    include_validation: Annotated[
+        bool, typer.Option(help="Also fit on the held-out validation speakers (off: results stay unbiased).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of each speaker's simulated stream order.")] = 0,
+    workers: Annotated[int, typer.Option(help="Worker processes (0 = one per core).")] = 0,
+) -> None:
+    """Fit the per-emotion cue model that grounds labels (emoscribe.cues.grounding) on a labelled corpus."""
+    clips = [c for c in read_manifest(data) if include_validation or c.speaker not in VALIDATION_SPEAKERS]
+    clips = [c for c in stream_order(clips, seed) if c.emotion]
+    labelled = []
+    for codec in GROUNDING_CHANNELS:
+        channel = codec or "clean"
+        for clip, cues in zip(clips, files_cues([c.path for c in clips], workers or None, codec), strict=True):
+            sex = clip.gender if clip.gender in ("male", "female") else None
+            stream = f"{clip.speaker}/{channel}"
+            labelled.append(LabelledCues(cues, normalise_emotion(clip.emotion), stream, clip.speaker, sex))
+    provenance = {
+        "command": "emoscribe fit-grounding" + (" --include-validation" if include_validation else ""),
+        "clips": len(clips),
+        "speakers": sorted({c.speaker for c in clips}),
+        "channels": [codec or "clean" for codec in GROUNDING_CHANNELS],
+        "seed": seed,
+    }
+    try:
+        model = fit_grounding(labelled, provenance=provenance)
+    except ValueError as error:
+        print(f"emoscribe fit-grounding: {error}", file=sys.stderr)
+        raise typer.Exit(1) from error
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    print(f"fitted on {len(clips)} clips of {len(provenance['speakers'])} speakers, clean and mu-law: {out}")

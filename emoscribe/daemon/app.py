@@ -11,8 +11,9 @@ from pathlib import Path
 
 import zmq
 
-from emoscribe.bundle import resolve_bundle
+from emoscribe.bundle import Bundle, resolve_bundle
 from emoscribe.cues.binning import Binner
+from emoscribe.cues.grounding import GroundingModel
 from emoscribe.curve import CurveError, CurveServer
 from emoscribe.daemon.config import ConfigError, DaemonConfig
 from emoscribe.daemon.control import ControlServer
@@ -22,6 +23,7 @@ from emoscribe.daemon.frontend import InProcess, Source, segmenter_factory
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.queries import QueryError, QueryStore
+from emoscribe.daemon.roles import RoleSettings
 from emoscribe.daemon.service import Producer, Service
 from emoscribe.daemon.shards import ShardPool
 from emoscribe.daemon.sources import is_rtp, open_sources, rtp_address
@@ -67,7 +69,7 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
     )
     engine.warm_up(config.batch.max_batch)
     normaliser = speaker_normaliser(bundle, config.engine.speaker_normalisation)
-    describer = Describer(bundle, config.describe.top_k, config.describe.min_confidence)
+    describer = make_describer(config, bundle)
     try:
         queries = QueryStore(
             engine.embed_texts if bundle.has_text_tower else None,
@@ -102,14 +104,48 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
     return Service(config, engine, describer, publisher, metrics, normaliser, curve, queries, control)
 
 
-async def serve(service: Service, producers: Sequence[Producer]) -> bool:
-    """Run until the sources end or SIGINT/SIGTERM; ``True`` when everything in flight was published."""
+def make_describer(config: DaemonConfig, bundle: Bundle) -> Describer:
+    """The describer of ``[describe]``, ``[grounding]`` and ``[abstain]``, for ``bundle``."""
+    return Describer(
+        bundle,
+        config.describe.top_k,
+        config.describe.min_confidence,
+        grounding_model(config),
+        config.grounding.contradiction_below,
+        config.abstain,
+    )
+
+
+def grounding_model(config: DaemonConfig) -> GroundingModel | None:
+    """The cue model that grounds labels: the shipped one, a fitted file, or none (``enabled = false``)."""
+    if not config.grounding.enabled:
+        return None
+    try:
+        return GroundingModel.load(config.grounding.model) if config.grounding.model else GroundingModel.default()
+    except ValueError as error:
+        raise ConfigError(f"grounding.model: {error}") from error
+
+
+async def serve(
+    service: Service, producers: Sequence[Producer], reread_roles: Callable[[], RoleSettings] | None = None
+) -> bool:
+    """Run until the sources end or SIGINT/SIGTERM; ``True`` when everything in flight was published. SIGHUP
+    reloads the CURVE client keys and, with ``reread_roles``, the ``[roles]`` rules."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    if service.curve is not None:
-        loop.add_signal_handler(signal.SIGHUP, service.curve.reload)
+
+    def hang_up() -> None:
+        if service.curve is not None:
+            service.curve.reload()
+        if reread_roles is not None:
+            try:
+                service.reload_roles(reread_roles())
+            except ConfigError as error:
+                log.error("roles not reloaded: %s", error)
+
+    loop.add_signal_handler(signal.SIGHUP, hang_up)
     await asyncio.sleep(service.config.publish.join_delay_s)
     try:
         return await service.run(producers, stop)

@@ -84,7 +84,7 @@ def run_command(
     except (ConfigError, BundleError, OSError, RuntimeError, ValueError, subprocess.CalledProcessError) as error:
         print(f"emoscribe run: {error}", file=sys.stderr)
         raise typer.Exit(1) from error
-    drained = asyncio.run(serve(service, producers))
+    drained = asyncio.run(serve(service, producers, lambda: load_config(config).roles))
     if service.failures:
         print(f"emoscribe run: {'; '.join(service.failures)}", file=sys.stderr)
         raise typer.Exit(1)

@@ -13,9 +13,14 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from emoscribe.daemon.abstention import AbstainSettings
 from emoscribe.daemon.batcher import BatchConfig
+from emoscribe.daemon.compliance import ComplianceSettings
 from emoscribe.daemon.engine import BACKENDS
+from emoscribe.daemon.roles import RoleSettings
 from emoscribe.daemon.segmenter import SegmenterConfig
+from emoscribe.daemon.shedding import BudgetSettings, ShedSettings
+from emoscribe.daemon.summary import SummarySettings
 from emoscribe.messages import DEFAULT_CONTROL_ENDPOINT, DEFAULT_ENDPOINT
 
 ENV_PREFIX = "EMOSCRIBE_"
@@ -121,6 +126,19 @@ class RtpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GroundingSettings:
+    enabled: bool = True
+    model: str = ""
+    """A grounding model file from ``emoscribe fit-grounding``; empty for the one shipped in the package."""
+    contradiction_below: float = 0.05
+    """A label whose grounding score falls below this is flagged ``contradiction``."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.contradiction_below <= 1.0:
+            raise ValueError(f"contradiction_below must be within [0, 1], got {self.contradiction_below}")
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     sources: tuple[str, ...] = ()
     """``file:PATH``, ``mic:[DEVICE]``, ``stdin:[RATE]``, ``rtp://HOST:PORT``."""
@@ -139,6 +157,13 @@ class DaemonConfig:
     publish: PublishSettings = field(default_factory=PublishSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     rtp: RtpSettings = field(default_factory=RtpSettings)
+    grounding: GroundingSettings = field(default_factory=GroundingSettings)
+    abstain: AbstainSettings = field(default_factory=AbstainSettings)
+    roles: RoleSettings = field(default_factory=RoleSettings)
+    compliance: ComplianceSettings = field(default_factory=ComplianceSettings)
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
+    shedding: ShedSettings = field(default_factory=ShedSettings)
+    summary: SummarySettings = field(default_factory=SummarySettings)
 
     def __post_init__(self) -> None:
         if self.workers < 1:

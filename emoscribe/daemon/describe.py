@@ -1,7 +1,9 @@
-"""From model outputs and cues to what a subscriber reads: emotion, prompts, tokens, caption."""
+"""From model outputs and cues to what a subscriber reads: emotion (or why it is withheld) and its grounding in
+the cues, prompts, tokens, caption."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -10,8 +12,10 @@ from emoscribe.bundle import Bundle
 from emoscribe.cues.baseline import SpeakerBaseline
 from emoscribe.cues.binning import BinContext, QuantileBinner, SpeakerRelativeBinner
 from emoscribe.cues.concepts import ConceptTokenizer
+from emoscribe.cues.grounding import GroundingModel
 from emoscribe.cues.model import Cues
 from emoscribe.cues.prompts import PromptTemplates, describe_sentence
+from emoscribe.daemon.abstention import AbstainSettings, label_reason
 from emoscribe.export.prompt_bank import prompt_sexes
 
 
@@ -24,7 +28,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class Describer:
     """Holds the prompt bank (as joint-space embeddings) and the bundle's cue thresholds."""
 
-    def __init__(self, bundle: Bundle, top_k: int = 3, min_confidence: float = 0.35) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        top_k: int = 3,
+        min_confidence: float = 0.35,
+        grounding: GroundingModel | None = None,
+        contradiction_below: float = 0.0,
+        abstain: AbstainSettings | None = None,
+    ) -> None:
+        """``grounding`` judges each label against the cues (``None``: not judged); ``abstain`` decides whether
+        a label the cues contradict is withheld."""
         bank = np.load(bundle.file("prompts.npz"))
         self.labels = bundle.labels
         self.bank_texts = [str(t) for t in bank["texts"]]
@@ -37,6 +51,9 @@ class Describer:
         never offered, however close its embedding."""
         self.top_k = top_k
         self.min_confidence = min_confidence
+        self.grounding = grounding
+        self.contradiction_below = contradiction_below
+        self.abstain = abstain or AbstainSettings()
         thresholds = bundle.manifest["cue_thresholds"]
         self.binner = QuantileBinner.from_document(thresholds["quantile_bins"])
         self.relative = SpeakerRelativeBinner()
@@ -49,26 +66,42 @@ class Describer:
         logits: np.ndarray | None,
         baseline: SpeakerBaseline | None = None,
         reference: int | None = None,
+        withheld: str | None = None,
+        shed: Collection[str] = (),
     ) -> dict[str, Any]:
-        """The description fields of an ``utterance`` message; without model outputs (overload, engine
-        failure) the emotion is ``null`` and the prompts are empty, but cues, tokens and caption still stand."""
+        """The description fields of an ``utterance`` message. Without model outputs (bad audio, overload,
+        engine failure: ``withheld`` says which) the emotion is ``null`` and the prompts are empty, but cues,
+        tokens and caption still stand. ``baseline`` is the caller's before this utterance; ``shed`` may name
+        ``caption`` and ``prompts`` (prompt scoring), which are then left out."""
         context = BinContext(baseline=baseline)
         tokens = self.binner.tokens(cues, context)
+        pitch = tokens.get("pitch")
+        sex = pitch.sex if pitch is not None else None
         emotion: dict[str, Any] = {"label": None, "confidence": 0.0, "posteriors": {}}
         prompts: list[dict[str, Any]] = []
-        if embedding is not None and logits is not None:
+        grounding: dict[str, Any] | None = None
+        judged = withheld is None and embedding is not None and logits is not None
+        if judged:
             posteriors = softmax(logits.astype(np.float64))
             best = int(posteriors.argmax())
+            contradiction = False
+            if self.grounding is not None:
+                verdict = self.grounding.judge(
+                    cues, self.labels[best], self.labels, sex, baseline, self.contradiction_below
+                )
+                grounding = {"label": self.labels[best], **verdict.to_dict()}
+                contradiction = verdict.contradiction
+            withheld = label_reason(float(posteriors[best]), self.min_confidence, contradiction, self.abstain)
             emotion = {
-                "label": self.labels[best] if posteriors[best] >= self.min_confidence else None,
+                "label": None if withheld else self.labels[best],
                 "confidence": float(posteriors[best]),
                 "posteriors": {label: float(p) for label, p in zip(self.labels, posteriors, strict=True)},
                 "speaker_reference": reference,
             }
+        if judged and "prompts" not in shed:
             scores = self.bank @ embedding
-            pitch = tokens.get("pitch")
-            if pitch is not None and pitch.sex is not None:
-                scores = np.where(np.isin(self.bank_sexes, ["", pitch.sex]), scores, -np.inf)
+            if sex is not None:
+                scores = np.where(np.isin(self.bank_sexes, ["", sex]), scores, -np.inf)
             for index in np.argsort(-scores)[: self.top_k]:
                 prompts.append(
                     {
@@ -84,5 +117,7 @@ class Describer:
             "tokens": {family: token.level for family, token in tokens.items()}
             | {f"{family}_vs_usual": token.level for family, token in relative.items()},
             "concepts": self.concepts.tokens(cues),
-            "caption": describe_sentence(tokens, emotion["label"]),
+            "caption": "" if "caption" in shed else describe_sentence(tokens, emotion["label"]),
+            "abstain_reason": withheld,
+            "grounding": grounding,
         }

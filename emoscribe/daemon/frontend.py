@@ -23,12 +23,14 @@ from emoscribe.cues.binning import Binner
 from emoscribe.cues.model import Cues
 from emoscribe.daemon.config import ConfigError, DaemonConfig
 from emoscribe.daemon.frames import SAMPLE_RATE, Frame, FrameSink, StreamInfo
+from emoscribe.daemon.quality import Quality, assess
 from emoscribe.daemon.segmenter import Segmenter, SpeechStarted, UtteranceDropped, UtteranceEnded
+from emoscribe.daemon.shedding import Shedder
 from emoscribe.messages import PartialCues
 
 log = logging.getLogger(__name__)
 
-COUNTED = ("frames", "errors", "drops")
+COUNTED = ("frames", "errors", "drops", "shed")
 """The counter families a front end reports through :meth:`Downstream.count`."""
 FRAME_TALLY = 50
 """A stream's frames are counted in the metrics this many at a time (a second of 20 ms packets), and the rest
@@ -45,10 +47,14 @@ class ReadyUtterance:
     decided: float
     cues_s: float
     cues: Cues
+    quality: Quality | None = None
 
 
 class Downstream(Protocol):
-    """Where a front end's results go: the service itself, or the link from a worker process to it."""
+    """Where a front end's results go: the service itself, or the link from a worker process to it; its
+    ``shedder`` (of this process) decides the partial-cue rate and hears the final-cue latencies."""
+
+    shedder: Shedder | None
 
     def stream_opened(self, info: StreamInfo) -> None: ...
 
@@ -84,6 +90,7 @@ class _Stream:
     position: float = 0.0
     uncounted: int = 0
     """Frames not yet added to the metrics."""
+    partials_due: int = 0
 
 
 def segmenter_factory(config: DaemonConfig) -> Callable[[str], Segmenter]:
@@ -166,6 +173,12 @@ class Frontend:
         tracker = state.tracker
         assert tracker is not None
         state.next_partial += self._interval_samples
+        shedder = self.downstream.shedder
+        shedding = shedder is not None and shedder.sheds("partial_cues")
+        state.partials_due += 1
+        if shedder is not None and shedding and state.partials_due % shedder.settings.partial_slowdown:
+            self.downstream.count("shed", "partial_cues")
+            return
         began = time.perf_counter()
         tracker.push(state.segmenter.take_speech())
         cues = tracker.cues()
@@ -178,14 +191,19 @@ class Frontend:
             cues=cues.to_dict(),
             tokens={family: token.level for family, token in tokens.items()},
             latency={"cues_ms": took * 1000},
+            shed=shedder.active if shedder is not None and shedding else [],
         )
         self.downstream.partial_cues(message, took)
 
     def _utterance(self, state: _Stream, event: UtteranceEnded) -> None:
         decided = time.perf_counter()
         cues = extract_cues(event.samples)
+        quality = assess(event.samples, cues)
         cues_s = time.perf_counter() - decided
-        self.downstream.utterance_ready(ReadyUtterance(state.info.stream, event, decided, cues_s, cues))
+        if self.downstream.shedder is not None:
+            self.downstream.shedder.observe("cues", cues_s)
+        ready = ReadyUtterance(state.info.stream, event, decided, cues_s, cues, quality)
+        self.downstream.utterance_ready(ready)
 
 
 async def run_sources(sources: Sequence[Source], frontend: Frontend, stop: asyncio.Event) -> None:

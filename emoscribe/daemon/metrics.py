@@ -38,6 +38,11 @@ class Metrics:
         self.messages = Counter("emoscribe_messages_total", "Messages published", ["kind"], registry=r)
         self.drops = Counter("emoscribe_drops_total", "Work dropped on purpose", ["reason"], registry=r)
         self.errors = Counter("emoscribe_errors_total", "Rejected input and failures", ["reason"], registry=r)
+        self.shed = Counter("emoscribe_shed_total", "Optional work shed under overload", ["step"], registry=r)
+        self.shed_level = Gauge("emoscribe_shed_level", "Shedding steps in force (0: none)", registry=r)
+        self.abstentions = Counter(
+            "emoscribe_abstentions_total", "Utterances without a label, by reason", ["reason"], registry=r
+        )
         self.control_requests = Counter(
             "emoscribe_control_requests_total", "Requests on the control socket", ["outcome"], registry=r
         )

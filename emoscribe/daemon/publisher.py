@@ -17,6 +17,7 @@ from collections.abc import Callable
 import zmq
 
 from emoscribe.curve import CurveServer
+from emoscribe.daemon.compliance import Compliance
 from emoscribe.messages import DEFAULT_ENDPOINT, Message, StreamEnded, StreamStarted
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ class Publisher:
         self.sent: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.snapshots = 0
+        self.guard: Compliance | None = None
+        """Each stream's compliance policy, applied to everything sent (the service installs it)."""
+        self.withheld: Counter[str] = Counter()
 
     @property
     def open_streams(self) -> int:
@@ -69,6 +73,12 @@ class Publisher:
         """Send ``message`` under its stream's next ``seq``; return it as sent. A stream's seq counter and
         snapshot are dropped with its end message, so memory does not grow with the streams ever seen."""
         stream = message.stream
+        if self.guard is not None:
+            allowed = self.guard.stamp(message)
+            if allowed is None:
+                self.withheld[message.kind] += 1
+                return message
+            message = allowed
         sent = message.stamped(self._seq[stream], time.time())
         self._seq[stream] += 1
         self._send(sent)
@@ -97,6 +107,8 @@ class Publisher:
         sent = 0
         for stream, start in list(self._open.items()):
             if any(start.topic.startswith(prefix) for prefix in prefixes):
+                if self.guard is not None:  # the role as it is now
+                    start = self.guard.stamp(start) or start
                 # The stream's next seq, not consumed: the live message that follows carries the same one.
                 self._send(start.stamped(self._seq[stream], time.time()).with_snapshot())
                 sent += 1

@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from emoscribe.daemon.roles import ROLES
+
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 300
 """Longer text is refused: the text tower truncates it anyway, so the query would not mean what it says."""
 MAX_QUERIES = 256
-ROLES = ("customer", "agent", "driver", "unknown")
 
 
 class QueryError(ValueError):

@@ -20,8 +20,10 @@ from typing import Protocol
 
 from emoscribe.cues.baseline import SpeakerBaselines
 from emoscribe.curve import CurveServer
+from emoscribe.daemon.abstention import audio_reason
 from emoscribe.daemon.alerts import AlertTracker, QueryAlerts
 from emoscribe.daemon.batcher import Batcher, Request, Result
+from emoscribe.daemon.compliance import Compliance
 from emoscribe.daemon.config import DaemonConfig
 from emoscribe.daemon.control import ControlServer, QueryControl
 from emoscribe.daemon.describe import Describer
@@ -31,8 +33,11 @@ from emoscribe.daemon.frontend import COUNTED, Downstream, ReadyUtterance
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.queries import QueryStore
+from emoscribe.daemon.roles import Roles, RoleSettings
+from emoscribe.daemon.shedding import Shedder
 from emoscribe.daemon.speaker_reference import SpeakerNormaliser
-from emoscribe.messages import Heartbeat, Message, PartialCues, StreamEnded, StreamStarted, Utterance
+from emoscribe.daemon.summary import CallSummary
+from emoscribe.messages import Heartbeat, Message, PartialCues, StreamEnded, StreamStarted, Summary, Utterance
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,11 @@ class Service:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._counters = {family: getattr(metrics, family) for family in COUNTED}
         self.failures: list[str] = []
+        self.roles = Roles(config.roles)
+        self.compliance = Compliance(config.compliance, self.roles)
+        publisher.guard = self.compliance  # every message this service publishes passes its stream's policy
+        self.shedder = Shedder(config.shedding, config.budget)
+        self.summaries: dict[str, CallSummary] = {}
 
     # --- Downstream --------------------------------------------------------------------------------------------
     def stream_opened(self, info: StreamInfo) -> None:
@@ -101,6 +111,10 @@ class Service:
             return
         self.streams[info.stream] = StreamState(info)
         self.metrics.active_streams.set(len(self.streams))
+        role = self.roles.opened(info)
+        log.info("stream %s opened as %s (%s)", info.stream, role, self.compliance.policy(info.stream))
+        if self.config.summary.enabled:
+            self.summaries[info.stream] = CallSummary(self.config.summary)
         self._send(StreamStarted(stream=info.stream, details=info.details))
 
     def partial_cues(self, message: PartialCues, seconds: float) -> None:
@@ -114,7 +128,9 @@ class Service:
             state.pending += 1
             state.position = max(state.position, ready.event.end)
         request = Request(ready.event.samples, ready, speaker=ready.stream)
-        if not self.batcher.submit(request):
+        if not self._wants_emotion(ready):
+            self._complete(Result(request, None, None, 0.0, 0.0, 0, None))
+        elif not self.batcher.submit(request):
             self.metrics.drops.labels("engine_queue_full").inc()
             self._complete(Result(request, None, None, 0.0, 0.0, 0, "engine queue full"))
         self.metrics.queue_depth.set(self.batcher.depth)
@@ -130,6 +146,16 @@ class Service:
 
     def count(self, family: str, label: str, n: int = 1) -> None:
         self._counters[family].labels(label).inc(n)
+
+    def reload_roles(self, settings: RoleSettings) -> None:
+        """New ``[roles]`` rules, for the open streams too; their next messages follow their new policy."""
+        for stream, role in self.roles.reload(settings).items():
+            log.info("stream %s is now %s (%s)", stream, role, self.compliance.policy(stream))
+
+    def _wants_emotion(self, ready: ReadyUtterance) -> bool:
+        """Whether the utterance goes to the engine: its stream's policy allows emotion and its audio is fit."""
+        fit = audio_reason(ready.quality, ready.cues, self.config.abstain) is None
+        return fit and self.compliance.infers_emotion(ready.stream)
 
     def watch_source(self, name: str, rejected: Counter[str]) -> None:
         self.metrics.watch_source(name, rejected)
@@ -150,11 +176,15 @@ class Service:
         elif result.batch_size:  # the engine ran and failed (a refused utterance never reached it)
             self.metrics.errors.labels("engine").inc()
         began = time.perf_counter()
+        unfit = audio_reason(pending.quality, pending.cues, self.config.abstain)
+        failed = None if result.error is None else "engine_error" if result.batch_size else "overload"
+        shed = self.shedder.active
         baseline = self.baselines.baseline(pending.stream)
         description = self.describer.describe(
-            pending.cues, result.embedding, result.logits, baseline, result.reference
+            pending.cues, result.embedding, result.logits, baseline, result.reference, unfit or failed, shed
         )
-        baseline.update(pending.cues)
+        if unfit is None:  # audio unfit to label moves neither the caller's baseline nor the speaker reference
+            baseline.update(pending.cues)
         describe_s = time.perf_counter() - began
         self.metrics.stage_seconds.labels("describe").observe(describe_s)
         event = pending.event
@@ -164,7 +194,8 @@ class Service:
             "inference_ms": result.inference_s * 1000,
             "describe_ms": describe_s * 1000,
         }
-        queries, alerts = self.query_alerts.evaluate(pending.stream, "unknown", result.embedding)
+        scored = None if "prompts" in shed else result.embedding  # query scoring is shed with the prompts
+        queries, alerts = self.query_alerts.evaluate(pending.stream, self.roles.role(pending.stream), scored)
         message = Utterance(
             stream=pending.stream,
             start=event.start,
@@ -174,11 +205,17 @@ class Service:
             **description,
             queries=queries,
             latency=latency,
+            quality=None if pending.quality is None else pending.quality.to_dict(),
+            shed=shed,
         )
         latency["end_to_publish_ms"] = (time.perf_counter() - pending.decided) * 1000
         sent = self._send(message)
+        summary = self.summaries.get(pending.stream)
         for alert in self.query_alerts.messages(alerts, sent):
             self._send(alert)
+            if summary is not None:
+                summary.add_alert(alert)
+        self._account(message, result, describe_s)
         self.metrics.end_to_publish_seconds.observe(latency["end_to_publish_ms"] / 1000)
         self.metrics.utterances.labels(event.reason).inc()
         self.metrics.queue_depth.set(self.batcher.depth)
@@ -191,13 +228,35 @@ class Service:
         if state.ended is None or state.pending:
             return
         stream = state.info.stream
+        summary = self.summaries.pop(stream, None)
+        if summary is not None:
+            self._send(Summary(stream=stream, **summary.body(state.position)))
         self._send(StreamEnded(stream=stream, end=state.position, reason=state.ended))
+        self.roles.closed(stream)
         self.baselines.forget(stream)
         self.query_alerts.tracker.forget(stream)
         if self.normaliser is not None:
             self.normaliser.forget(stream)
         del self.streams[stream]
         self.metrics.active_streams.set(len(self.streams))
+
+    def _account(self, message: Utterance, result: Result, describe_s: float) -> None:
+        """Abstentions and shed work in the metrics, stage latencies to the shedder, the utterance to its
+        stream's summary."""
+        if message.abstain_reason is not None:
+            self.metrics.abstentions.labels(message.abstain_reason).inc()
+        for step in ("caption", "prompts"):
+            if step in message.shed:
+                self.metrics.shed.labels(step).inc()
+        if result.batch_size:
+            self.shedder.observe("queue", result.queue_s)
+            self.shedder.observe("inference", result.inference_s)
+        self.shedder.observe("describe", describe_s)
+        self.shedder.observe("end_to_publish", message.latency["end_to_publish_ms"] / 1000)
+        self.metrics.shed_level.set(self.shedder.level)
+        summary = self.summaries.get(message.stream)
+        if summary is not None:
+            summary.add_utterance(message.to_payload())
 
     def _send(self, message: Message) -> Message:
         self.metrics.messages.labels(message.kind).inc()

@@ -22,6 +22,7 @@ from emoscribe.cues.binning import Binner
 from emoscribe.daemon.config import DaemonConfig
 from emoscribe.daemon.frames import StreamInfo
 from emoscribe.daemon.frontend import Frontend, ReadyUtterance, run_sources, segmenter_factory
+from emoscribe.daemon.shedding import Shedder
 from emoscribe.daemon.sources import open_sources
 from emoscribe.daemon.worker_link import (
     Notice,
@@ -61,8 +62,9 @@ class WorkerSpec:
 class LinkDownstream:
     """The worker's :class:`~emoscribe.daemon.frontend.Downstream`: everything goes to the main process."""
 
-    def __init__(self, endpoint: str, index: int) -> None:
+    def __init__(self, endpoint: str, index: int, shedder: Shedder | None = None) -> None:
         self.index = index
+        self.shedder = shedder
         self._context = zmq.Context()
         self._push = self._context.socket(zmq.PUSH)
         self._push.setsockopt(zmq.SNDHWM, SEND_HWM)
@@ -109,7 +111,7 @@ class LinkDownstream:
 def worker_main(spec: WorkerSpec) -> None:
     """Entry point of a worker process (spawned: it shares no state with the main process but its sockets)."""
     configure_logging(spec.log_level, spec.json_logs)
-    link = LinkDownstream(spec.endpoint, spec.index)
+    link = LinkDownstream(spec.endpoint, spec.index, Shedder(spec.config.shedding, spec.config.budget))
     try:
         sources = open_sources(spec.config, list(spec.sockets))
         frontend = Frontend(segmenter_factory(spec.config), spec.binner, spec.config.cues.partial_interval_s, link)

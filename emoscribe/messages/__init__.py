@@ -13,10 +13,19 @@ from importlib import resources
 from typing import Any
 
 from emoscribe.messages.alert import Alert
-from emoscribe.messages.base import Message, MessageError, decode, from_payload, message_types
+from emoscribe.messages.base import (
+    CUES_ONLY,
+    Message,
+    MessageError,
+    StreamMessage,
+    decode,
+    from_payload,
+    message_types,
+)
 from emoscribe.messages.cues import PartialCues
 from emoscribe.messages.heartbeat import Heartbeat
 from emoscribe.messages.stream import StreamEnded, StreamStarted
+from emoscribe.messages.summary import Summary
 from emoscribe.messages.utterance import Utterance
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
@@ -32,6 +41,7 @@ def json_schema() -> dict[str, Any]:
 
 
 __all__ = [
+    "CUES_ONLY",
     "DEFAULT_CONTROL_ENDPOINT",
     "DEFAULT_ENDPOINT",
     "Alert",
@@ -40,7 +50,9 @@ __all__ = [
     "MessageError",
     "PartialCues",
     "StreamEnded",
+    "StreamMessage",
     "StreamStarted",
+    "Summary",
     "Utterance",
     "decode",
     "from_payload",

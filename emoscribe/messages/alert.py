@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emoscribe.messages.base import Message, register
+from emoscribe.messages.base import StreamMessage, register
 
 
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Alert(Message):
+class Alert(StreamMessage):
     """``state`` ``enter`` (the score reached ``threshold``) or ``leave`` (it fell below ``threshold`` minus the
-    daemon's hysteresis); ``start``/``end`` and ``utterance_seq`` name the utterance it refers to."""
+    daemon's hysteresis); ``start``/``end`` and ``utterance_seq`` name the utterance it refers to. It lists no
+    ``cues_only_fields``: a ``cues_only`` stream never raises one."""
 
     kind = "alert"
     start: float = 0.0

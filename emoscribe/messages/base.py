@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Self
 
 SCHEMA_VERSION = 1
 ENVELOPE = ("schema", "stream", "seq", "wall_time")
+CUES_ONLY = "cues_only"
+"""The policy of a stream on which no emotion may be inferred (see :mod:`emoscribe.daemon.compliance`)."""
 
 
 class MessageError(ValueError):
@@ -71,6 +73,26 @@ class Message:
             return cls(**values, extra=extra)
         except TypeError as error:
             raise MessageError(f"{payload.get('schema')}: {error}") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamMessage(Message):
+    """A message about one stream: the publisher states the stream's ``role`` (``customer``, ``agent``,
+    ``driver``, ``unknown``) and the ``policy`` that decided what it may carry (see
+    :mod:`emoscribe.daemon.compliance`). Under the ``cues_only`` policy the payload holds the envelope and the
+    fields the type lists in ``cues_only_fields``, nothing else (unknown ``extra`` fields neither), and a type
+    that lists none is never sent on such a stream."""
+
+    cues_only_fields: ClassVar[frozenset[str]] = frozenset()
+    role: str | None = None
+    policy: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        payload = Message.to_payload(self)
+        if self.policy != CUES_ONLY:
+            return payload
+        kept = {*ENVELOPE, "role", "policy", *self.cues_only_fields}
+        return {name: value for name, value in payload.items() if name in kept}
 
 
 _TYPES: dict[str, list[type[Message]]] = {}

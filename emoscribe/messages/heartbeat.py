@@ -20,6 +20,8 @@ class Heartbeat(Message):
     uptime_s: float = 0.0
     queue_depth: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    policies: dict[str, str] = field(default_factory=dict)
+    """The compliance policy of each role, as the daemon applies it."""
 
     @property
     def topic(self) -> str:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from emoscribe.messages.base import Message, register
+from emoscribe.messages.base import StreamMessage, register
 
 
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StreamStarted(Message):
+class StreamStarted(StreamMessage):
     """``snapshot`` marks a re-sent start of a stream that was already open, for a subscriber that joined late;
     it repeats the original's details and carries the stream's next ``seq`` without consuming it."""
 
     kind = "stream"
+    cues_only_fields = frozenset({"event", "start", "end", "reason", "details", "snapshot"})
     event: str = field(default="start", init=False)
     start: float = 0.0
     end: float = 0.0
@@ -32,10 +33,11 @@ class StreamStarted(Message):
 
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StreamEnded(Message):
+class StreamEnded(StreamMessage):
     """``end`` is the stream time at which it ended; ``reason`` says why (``eof``, ``timeout``, ``shutdown``)."""
 
     kind = "stream"
+    cues_only_fields = frozenset({"event", "start", "end", "reason", "details", "snapshot"})
     event: str = field(default="end", init=False)
     start: float = 0.0
     end: float = 0.0

@@ -184,6 +184,7 @@ class RtpSource:
             "rate": fmt.rate,
             "channels": fmt.channels,
             "peer": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            "port": self.config.port,
         }
         logger.info("stream %s started: %s", name, details)
         self._require_sink().stream_started(StreamInfo(name, self.kind, details))

@@ -100,7 +100,9 @@ function onUtterance(stream, payload) {
   stream.intensity.push(at, null);
   stream.pitchFinal.push(at, finite(cues.f0_median_hz), payload.caption || "");
   stream.intensityFinal.push(at, finite(cues.intensity_mean_db), payload.caption || "");
-  const label = emotion ? (emotion.label || "uncertain") : "no emotion (engine busy)";
+  const reason = payload.abstain_reason ? `no label (${payload.abstain_reason})` : "uncertain";
+  const label = payload.policy === "cues_only" ? `cues only (${payload.role})`
+    : emotion ? (emotion.label || reason) : "no emotion (engine busy)";
   const confidence = emotion && finite(emotion.confidence) !== null ? ` ${emotion.confidence.toFixed(2)}` : "";
   stream.card.querySelector(".caption").textContent =
     `${payload.end.toFixed(1)} s · ${label}${confidence} · ${payload.caption || ""}`;
