@@ -23,6 +23,8 @@ RATE = 16_000
 class Recorder:
     """A front end's downstream that keeps what it is handed."""
 
+    shedder = None
+
     def __init__(self) -> None:
         self.ready: list = []
         self.partials: list = []
