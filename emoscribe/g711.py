@@ -1,8 +1,9 @@
 """ITU-T G.711 companding (mu-law and A-law) for 16-bit linear PCM, vectorised with numpy.
 
-The RTP source decodes PCMU/PCMA payloads with :func:`ulaw_decode`/:func:`alaw_decode` (one table lookup per
-byte); training's telephone channel runs audio through the encoders. Both follow the standard's segment and
-mantissa definition on the 14-bit (mu-law) or 13-bit (A-law) magnitude of left-justified 16-bit samples.
+The tables :data:`ULAW_TABLE`/:data:`ALAW_TABLE` decode (one lookup per byte; the RTP parser scales them to
+float once, to decode payloads straight to float); training's telephone channel runs audio through the
+encoders. Both follow the standard's segment and mantissa definition on the 14-bit (mu-law) or 13-bit (A-law)
+magnitude of left-justified 16-bit samples.
 
 Negative samples take the one's complement of the sample as their magnitude, as the ITU-T G.191 reference
 encoder does, so the quantiser is symmetric: ``x`` and ``-1 - x`` give codes of opposite sign and equal magnitude.

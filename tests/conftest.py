@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,10 @@ import pytest
 from emoscribe.corpus import Clip, data_dir, read_manifest
 
 RATE = 16_000
+
+# Every daemon a test starts takes a free control port unless the test names one: two daemons never collide
+# on the default endpoint, whatever else runs on the machine.
+os.environ.setdefault("EMOSCRIBE_CONTROL_ENDPOINT", "tcp://127.0.0.1:*")
 
 
 def vowel(

@@ -124,14 +124,14 @@ class Recorder:
 
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
-        self.watched: dict[str, Counter[str]] = {}
+        self.watched: dict[str, dict[str, Counter[str]]] = {}
         self.closed: list[tuple] = []
 
     def count(self, family: str, label: str, n: int = 1) -> None:
         self.counts[(family, label)] += n
 
-    def watch_source(self, name: str, rejected: Counter[str]) -> None:
-        self.watched[name] = rejected
+    def watch_source(self, name: str, tallies: dict[str, Counter[str]]) -> None:
+        self.watched[name] = tallies
 
     def stream_opened(self, info) -> None:
         pass
@@ -147,7 +147,9 @@ def test_worker_tallies_reach_the_main_process_per_worker(tmp_path: Path) -> Non
     pull.bind(pool.endpoint)
     links = [LinkDownstream(pool.endpoint, index) for index in range(2)]
     for index, link in enumerate(links):
-        link.watch_source("RtpSource-0", Counter({"version": 10 + index}))
+        link.watch_source(
+            "RtpSource-0", {"rejected": Counter({"version": 10 + index}), "jitter": Counter(lost=index)}
+        )
         link.count("frames", "rtp", 50)
         link.count("drops", "utterance_non_speech")
         link.flush_tally()
@@ -156,9 +158,9 @@ def test_worker_tallies_reach_the_main_process_per_worker(tmp_path: Path) -> Non
     for _ in range(2):
         pool._dispatch(decode(pull.recv()), recorder)
     assert recorder.counts == {("frames", "rtp"): 100, ("drops", "utterance_non_speech"): 2}
-    assert {name: dict(t) for name, t in recorder.watched.items()} == {
-        "worker0-RtpSource-0": {"version": 10},
-        "worker1-RtpSource-0": {"version": 11},
+    assert {name: {f: dict(t) for f, t in tallies.items()} for name, tallies in recorder.watched.items()} == {
+        "worker0-RtpSource-0": {"rejected": {"version": 10}, "jitter": {"lost": 0}},
+        "worker1-RtpSource-0": {"rejected": {"version": 11}, "jitter": {"lost": 1}},
     }
     pull.close()
     context.term()

@@ -219,6 +219,7 @@ def test_a_full_queue_drops_blocks_counts_them_and_conceals_them_with_silence(po
 
     asyncio.run(scenario())
     assert source.rejected == {"queue_full": 4, "input_overflow": 1}
+    assert source.tallies == {"rejected": source.rejected}, "the drops reach the metrics"
     audio, block = sink.audio(), 320  # a block at 16 kHz
     assert abs(audio.size - 13 * block) <= 64, "the dropped blocks' time is kept"
     assert np.abs(audio[block : 7 * block] - level).max() < 0.02, "the eight blocks that fit"

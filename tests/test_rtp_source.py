@@ -8,16 +8,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 from rtp_packets import build_rtp
 
 from emoscribe.daemon.frames import SAMPLE_RATE, Frame, StreamInfo
+from emoscribe.daemon.metrics import Metrics
+from emoscribe.daemon.rtp_streams import StreamPolicy
 from emoscribe.daemon.sources.rtp_source import RtpConfig, RtpSource
+from emoscribe.daemon.udp_sockets import prepare_receive
 from emoscribe.g711 import ulaw_encode
 
 PTIME = 160  # 20 ms of 8 kHz PCMU
@@ -90,8 +97,14 @@ async def running(source: RtpSource, sink: Recorder) -> AsyncIterator[socket.soc
             await task
 
 
-def config(**overrides: object) -> RtpConfig:
-    return RtpConfig(**{"port": 0, "inactivity_timeout": 0.3, **overrides})  # type: ignore[arg-type]
+POLICY_KEYS = frozenset(StreamPolicy.__dataclass_fields__)
+
+
+def config(**overrides: Any) -> RtpConfig:
+    """A source config on an ephemeral port with a 0.3 s inactivity timeout; policy keys go to its policy."""
+    policy = {"inactivity_timeout": 0.3, **{k: v for k, v in overrides.items() if k in POLICY_KEYS}}
+    rest = {k: v for k, v in overrides.items() if k not in POLICY_KEYS}
+    return RtpConfig(port=0, policy=StreamPolicy(**policy), **rest)
 
 
 def peak_hz(audio: np.ndarray) -> float:
@@ -246,11 +259,14 @@ def test_mutated_packets_never_break_the_loop() -> None:
         datagrams.append(rng.bytes(int(rng.integers(0, 64))))
 
     async def scenario() -> RtpSource:
-        source, sink = RtpSource(config(max_streams=1000)), Recorder()
+        source, sink = RtpSource(config(max_streams=1000, inactivity_timeout=30.0)), Recorder()
         async with running(source, sink):
             loop = asyncio.get_running_loop()
-            for datagram in datagrams:
-                source.receive(datagram, ("127.0.0.1", 5000), loop.time())
+            first = 0
+            while first < len(datagrams):  # batches of all sizes, as wake-ups read them
+                batch = datagrams[first : first + first % 13 + 1]
+                source.receive([(datagram, ("127.0.0.1", 5000)) for datagram in batch], loop.time())
+                first += len(batch)
         assert set(sink.ended.values()) <= {"shutdown"}
         assert len(sink.ended) == len(sink.started)
         return source
@@ -258,3 +274,67 @@ def test_mutated_packets_never_break_the_loop() -> None:
     source = asyncio.run(scenario())
     assert "internal" not in source.rejected
     assert source.packets + source.rejected.total() == len(datagrams)
+
+
+def test_kernel_drops_and_jitter_events_reach_the_metrics(caplog: pytest.LogCaptureFixture) -> None:
+    """A burst into a tiny receive buffer while the loop is busy: the kernel drops most of it, the next datagram
+    brings the count, and /metrics shows it beside the jitter buffer's losses; a buffer beyond
+    ``net.core.rmem_max`` is logged with the size granted."""
+    metrics = Metrics()
+    source = RtpSource(config(receive_buffer_bytes=4096))
+    metrics.watch_source("RtpSource-0", source.tallies)
+    packets = tone_packets(0x77, 1000.0, 400)
+
+    async def scenario() -> None:
+        async with running(source, Recorder()) as sender:
+            for packet in packets[:-1]:  # no await: the source cannot read meanwhile
+                sender.send(packet)
+            await asyncio.sleep(0.2)
+            sender.send(packets[-1])
+            await until(lambda: source.kernel_drops["receive_buffer"] > 0)
+
+    asyncio.run(scenario())
+    dropped = source.kernel_drops["receive_buffer"]
+    assert source.packets + dropped == len(packets)
+    assert source.jitter["lost"] == dropped, "every dropped packet of the leg shows as lost"
+    text = generate_latest(metrics.registry).decode()
+    assert f'emoscribe_rtp_kernel_drops_total{{cause="receive_buffer",source="RtpSource-0"}} {dropped}.0' in text
+    assert f'emoscribe_rtp_jitter_events_total{{event="lost",source="RtpSource-0"}} {dropped}.0' in text
+    assert 'emoscribe_rtp_streams_total{event="admitted",source="RtpSource-0"} 1.0' in text
+
+    limit = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    with caplog.at_level(logging.WARNING), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        assert prepare_receive(sock, 2 * limit) == limit
+    assert f"RTP receive buffer is {limit} bytes, not the {2 * limit} configured" in caplog.text
+
+
+def test_audio_before_a_stream_carries_speech_is_held_back_to_its_last_second() -> None:
+    """3 s of digital silence, then a tone: the front end gets the tone at its stream time, preceded by the last
+    second of silence only; a stream that only ever sends silence gets one empty frame at its end time."""
+    silence = [build_rtp(b"\xff" * PTIME, sequence=k, timestamp=k * PTIME, ssrc=0x51) for k in range(150)]
+    tone = tone_packets(0x51, 1000.0, 50, seq0=150)
+    tone = [
+        build_rtp(p[12:], sequence=150 + k, timestamp=(150 + k) * PTIME, ssrc=0x51) for k, p in enumerate(tone)
+    ]
+    quiet = [build_rtp(b"\xff" * PTIME, sequence=k, timestamp=k * PTIME, ssrc=0x52) for k in range(100)]
+
+    async def scenario() -> Recorder:
+        source, sink = RtpSource(config()), Recorder()
+        async with running(source, sink) as sender:
+            for packet in [*silence, *tone, *quiet]:
+                sender.send(packet)
+            await until(lambda: len(sink.ended) == 2)
+        return sink
+
+    sink = asyncio.run(scenario())
+    frames = sink.frames["rtp-00000051"]
+    assert frames[0].start == pytest.approx(2.0)
+    assert [f.start for f in frames] == pytest.approx(
+        2.0 + np.cumsum([0] + [f.samples.size for f in frames])[:-1] / SAMPLE_RATE
+    )
+    audio = np.concatenate([f.samples for f in frames])
+    onset = np.flatnonzero(np.abs(audio) > 0.05)[0] / SAMPLE_RATE + 2.0
+    assert onset == pytest.approx(3.0, abs=0.005)
+    assert audio.size == pytest.approx(2.0 * SAMPLE_RATE, abs=2 * PTIME)
+    (end,) = sink.frames["rtp-00000052"]
+    assert end.samples.size == 0 and end.start == pytest.approx(2.0)

@@ -18,6 +18,7 @@ from emoscribe.daemon.batcher import BatchConfig
 from emoscribe.daemon.compliance import ComplianceSettings
 from emoscribe.daemon.engine import BACKENDS
 from emoscribe.daemon.roles import RoleSettings
+from emoscribe.daemon.rtp_streams import StreamPolicy
 from emoscribe.daemon.segmenter import SegmenterConfig
 from emoscribe.daemon.shedding import BudgetSettings, ShedSettings
 from emoscribe.daemon.summary import SummarySettings
@@ -30,6 +31,11 @@ NOT_SETTINGS = frozenset({"EMOSCRIBE_DATA", "EMOSCRIBE_CACHE"})
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names it."""
+
+
+class _Text(str):
+    """A value given as text (an environment variable), still to be parsed; a TOML file's values are typed, so
+    a string where a list belongs there is a mistake, not a comma-separated list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +126,36 @@ class MetricsSettings:
 class RtpSettings:
     inactivity_timeout_s: float = 2.0
     max_streams: int = 2000
-    """Open streams per process that receives RTP (each worker, with ``workers`` > 1)."""
+    """Open streams per process that receives RTP (each worker, with ``workers`` > 1); when full, a new stream
+    evicts one that never carried speech, or the one silent longest."""
+    max_streams_per_address: int = 1000
+    """Open streams one sender address may hold (per process), so one sender cannot take every slot."""
+    unvoiced_timeout_s: float = 10.0
+    """A stream that carried no speech this long after it opened ends, and stays closed until it does."""
+    speech_level_dbfs: float = -45.0
+    """RMS level of a packet that counts as speech for the two rules above (line noise stays below it)."""
+    receive_buffer_bytes: int = 8 << 20
+    """Socket receive buffer (``SO_RCVBUF``); the kernel caps it at ``net.core.rmem_max``, which is logged."""
     allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    """Sender networks (CIDR) accepted; ``["0.0.0.0/0", "::/0"]`` accepts any, an empty list is refused."""
     stream_key: str = "ssrc"
+
+    def __post_init__(self) -> None:
+        self.policy()  # refuses, when the configuration is read, what the RTP source would refuse
+        if self.receive_buffer_bytes < 1:
+            raise ValueError(f"receive_buffer_bytes must be positive, got {self.receive_buffer_bytes}")
+
+    def policy(self) -> StreamPolicy:
+        """The RTP source's rules for its streams."""
+        return StreamPolicy(
+            stream_key=self.stream_key,
+            allow=self.allow,
+            max_streams=self.max_streams,
+            max_streams_per_address=self.max_streams_per_address,
+            inactivity_timeout=self.inactivity_timeout_s,
+            unvoiced_timeout=self.unvoiced_timeout_s,
+            speech_level_dbfs=self.speech_level_dbfs,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +220,7 @@ def load_config(
         if name.startswith(ENV_PREFIX) and name not in NOT_SETTINGS:
             key = name[len(ENV_PREFIX) :].lower()
             section, _, rest = key.partition("_")
-            _set(data, (section, rest) if section in SECTIONS else (key,), value)
+            _set(data, (section, rest) if section in SECTIONS else (key,), _Text(value))
     for key, value in overrides.items():
         if value is not None:
             _set(data, tuple(key.split("__", 1)), value)
@@ -241,7 +274,7 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
                 raise ValueError
             return dict(value)
         if kind is tuple:
-            if isinstance(value, str):
+            if isinstance(value, _Text):
                 return tuple(v.strip() for v in value.split(",") if v.strip())
             if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
                 return tuple(value)
@@ -255,5 +288,6 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
                 raise ValueError
             return value
     except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}") from None
+        expected = "a list of strings" if kind is tuple else kind.__name__
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}") from None
     raise ConfigError(f"{key}: unsupported setting type {kind.__name__}")

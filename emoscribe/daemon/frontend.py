@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,8 +70,8 @@ class Downstream(Protocol):
         """Add ``n`` to counter ``family`` (one of :data:`COUNTED`) under ``label``."""
         ...
 
-    def watch_source(self, name: str, rejected: Counter[str]) -> None:
-        """A source's own rejection tally, to export as metrics."""
+    def watch_source(self, name: str, tallies: Mapping[str, Counter[str]]) -> None:
+        """A source's own counters by family (``rejected``, ``jitter``, ...), to export as metrics."""
         ...
 
 
@@ -206,18 +206,26 @@ class Frontend:
         self.downstream.utterance_ready(ready)
 
 
+class SourcesFailedError(RuntimeError):
+    """Every source of a front end failed: nothing can be described, and the daemon must say so."""
+
+
 async def run_sources(sources: Sequence[Source], frontend: Frontend, stop: asyncio.Event) -> None:
     """Feed ``frontend`` from every source until they end or ``stop`` is set; a failing source is logged and
-    counted, and the others go on."""
+    counted, and the others go on. If every source failed, :class:`SourcesFailedError` says why each did."""
     for index, source in enumerate(sources):
-        rejected = getattr(source, "rejected", None)
-        if rejected is not None:
-            frontend.downstream.watch_source(f"{type(source).__name__}-{index}", rejected)
+        tallies = getattr(source, "tallies", None)
+        if tallies is not None:
+            frontend.downstream.watch_source(f"{type(source).__name__}-{index}", tallies)
     results = await asyncio.gather(*(s.run(frontend, stop) for s in sources), return_exceptions=True)
+    failures = []
     for source, outcome in zip(sources, results, strict=True):
         if isinstance(outcome, Exception):
             log.error("source %s failed: %s", type(source).__name__, outcome)
             frontend.downstream.count("errors", "source")
+            failures.append(str(outcome))
+    if sources and len(failures) == len(sources):
+        raise SourcesFailedError(f"every source failed: {'; '.join(failures)}")
 
 
 class InProcess:

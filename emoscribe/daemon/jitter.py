@@ -38,6 +38,15 @@ MAX_DROPOUT = 3000
 MAX_MISORDER = 100
 """Sequence steps behind the highest still taken as reordering rather than a restart (RFC 3550 appendix A.1)."""
 _LOST_HISTORY = 64
+_EMPTY = np.zeros(0, dtype=np.float32)
+_EMPTY.flags.writeable = False
+
+
+def joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """The pieces end to end; a single piece (the usual case, one packet) is returned as it is, not copied."""
+    if len(pieces) > 1:
+        return np.concatenate(pieces)
+    return pieces[0] if pieces else _EMPTY
 
 
 def _signed(delta: int, modulus: int) -> int:
@@ -96,7 +105,10 @@ class JitterBuffer:
     def push(self, sequence: int, timestamp: int, samples: np.ndarray) -> Chunk:
         """Take one packet's decoded samples; returns the audio that became releasable (often empty)."""
         ext = self._extend(sequence)
-        if ext is not None:
+        if ext is not None and ext == self._next and not self._pending:  # in order, nothing missing: at once
+            self._emit(0, timestamp % TS_MOD, np.asarray(samples, dtype=np.float32))
+            self._next = ext + 1
+        elif ext is not None:
             if ext in self._pending:
                 self.counts["duplicate"] += 1
             elif self._next is not None and ext < self._next:
@@ -193,7 +205,8 @@ class JitterBuffer:
         return repeated * np.clip(fade, 0.0, None)
 
     def _take(self) -> Chunk:
-        samples = np.concatenate(self._out) if self._out else np.zeros(0, dtype=np.float32)
+        """What was released since the last call; a packet released alone (the usual case) is not copied."""
+        samples = joined(self._out)
         self._out.clear()
         chunk = Chunk(self.position, samples)
         self.position += samples.size

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily
@@ -17,8 +17,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._sources: dict[str, Tally[str]] = {}
-        self.registry.register(_SourceRejections(self._sources))
+        self._sources: dict[str, Mapping[str, Tally[str]]] = {}
+        self.registry.register(_SourceTallies(self._sources))
         r = self.registry
         self.stage_seconds = Histogram(
             "emoscribe_stage_seconds",
@@ -55,9 +55,9 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
         )
 
-    def watch_source(self, name: str, rejected: Tally[str]) -> None:
-        """Export a source's own rejection tally (e.g. malformed RTP by reason) at every scrape."""
-        self._sources[name] = rejected
+    def watch_source(self, name: str, tallies: Mapping[str, Tally[str]]) -> None:
+        """Export a source's own counters by family (e.g. malformed RTP by reason) at every scrape."""
+        self._sources[name] = tallies
 
     def serve(self, host: str = "127.0.0.1", port: int = 9108) -> None:
         """Expose ``/metrics`` over HTTP; a busy port is an ``OSError`` naming it."""
@@ -67,17 +67,38 @@ class Metrics:
             raise OSError(f"cannot serve metrics on {host}:{port}: {error.strerror or error}") from error
 
 
-class _SourceRejections(Collector):
-    """Sources count their rejections in plain Counters on the hot path; this reads them when scraped."""
+SOURCE_FAMILIES = {
+    "accepted": ("emoscribe_source_accepted", "Input a source accepted (e.g. RTP packets)", "kind"),
+    "rejected": ("emoscribe_source_rejected", "Input a source rejected, by reason", "reason"),
+    "jitter": (
+        "emoscribe_rtp_jitter_events",
+        "RTP jitter buffer events: packets lost, late, duplicate, sequence jumps, timeline resyncs, silence fills",
+        "event",
+    ),
+    "streams": (
+        "emoscribe_rtp_streams",
+        "RTP streams admitted (admitted, readmitted) and ended, by reason (timeout, unvoiced, evicted_*, ...)",
+        "event",
+    ),
+    "kernel_drops": (
+        "emoscribe_rtp_kernel_drops",
+        "Datagrams the kernel dropped before the RTP source could read them, by cause",
+        "cause",
+    ),
+}
+"""The counter families a source may keep (its ``tallies``): metric name, help and the label of the key."""
 
-    def __init__(self, sources: dict[str, Tally[str]]) -> None:
+
+class _SourceTallies(Collector):
+    """Sources count in plain Counters on the hot path; this reads them when scraped."""
+
+    def __init__(self, sources: dict[str, Mapping[str, Tally[str]]]) -> None:
         self.sources = sources
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "emoscribe_source_rejected", "Input a source rejected, by reason", labels=["source", "reason"]
-        )
-        for source, tally in self.sources.items():
-            for reason, count in tally.items():
-                family.add_metric([source, reason], count)
-        yield family
+        for family, (name, documentation, label) in SOURCE_FAMILIES.items():
+            metric = CounterMetricFamily(name, documentation, labels=["source", label])
+            for source, tallies in list(self.sources.items()):
+                for key, count in list(tallies.get(family, {}).items()):
+                    metric.add_metric([source, key], count)
+            yield metric

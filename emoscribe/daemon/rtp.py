@@ -8,12 +8,13 @@ of logging every stray datagram.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from emoscribe.g711 import alaw_decode, ulaw_decode
+from emoscribe.g711 import ALAW_TABLE, ULAW_TABLE
 
 RTP_VERSION = 2
 HEADER_SIZE = 12
@@ -36,10 +37,9 @@ class RtpError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class RtpPacket:
+class RtpPacket(NamedTuple):
     """The fields of an RTP header that a receiver uses, and the payload with header, extension and padding
-    removed."""
+    removed (a tuple: it is built for every datagram)."""
 
     payload_type: int
     sequence: int
@@ -52,7 +52,8 @@ class RtpPacket:
 
 def parse_rtp(data: bytes | bytearray | memoryview) -> RtpPacket:
     """Parse one datagram; raises :class:`RtpError` for RTCP, truncated or inconsistent packets."""
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
     size = len(data)
     if size >= 2 and data[0] >> 6 == RTP_VERSION and data[1] in RTCP_PACKET_TYPES:
         raise RtpError("rtcp", f"packet type {data[1]}")
@@ -71,7 +72,7 @@ def parse_rtp(data: bytes | bytearray | memoryview) -> RtpPacket:
     offset = HEADER_SIZE + 4 * csrc_count
     if offset > end:
         raise RtpError("csrc", f"{csrc_count} CSRCs do not fit in {end} bytes")
-    csrc = struct.unpack_from(f"!{csrc_count}I", data, HEADER_SIZE)
+    csrc = struct.unpack_from(f"!{csrc_count}I", data, HEADER_SIZE) if csrc_count else ()
     if first & 0x10:
         if offset + _EXTENSION.size > end:
             raise RtpError("extension", "extension header truncated")
@@ -81,15 +82,7 @@ def parse_rtp(data: bytes | bytearray | memoryview) -> RtpPacket:
             raise RtpError("extension", f"{words}-word extension does not fit in {end} bytes")
     if offset == end:
         raise RtpError("empty_payload")
-    return RtpPacket(
-        payload_type=second & 0x7F,
-        sequence=sequence,
-        timestamp=timestamp,
-        ssrc=ssrc,
-        marker=bool(second & 0x80),
-        csrc=csrc,
-        payload=data[offset:end],
-    )
+    return RtpPacket(second & 0x7F, sequence, timestamp, ssrc, bool(second & 0x80), csrc, data[offset:end])
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,19 +134,66 @@ def payload_format(payload_type: int, formats: Mapping[int, PayloadFormat]) -> P
     return fmt
 
 
+_G711_FLOAT = {
+    "PCMU": (ULAW_TABLE.astype(np.float32) * np.float32(PCM_SCALE)),
+    "PCMA": (ALAW_TABLE.astype(np.float32) * np.float32(PCM_SCALE)),
+}
+"""Float sample of each G.711 code: decoding and scaling in one lookup."""
+
+_EMPTY = np.zeros(0, dtype=np.float32)
+_EMPTY.flags.writeable = False
+
+
+def check_payload(payload: bytes, fmt: PayloadFormat) -> None:
+    """Raise ``RtpError("payload_length")`` for a payload that does not hold a whole number of sample frames."""
+    if len(payload) % ((2 if fmt.encoding == "L16" else 1) * fmt.channels):
+        raise RtpError("payload_length", f"{len(payload)} bytes of {fmt.encoding}/{fmt.channels}")
+
+
 def decode_payload(payload: bytes, fmt: PayloadFormat) -> np.ndarray:
     """Mono float32 samples (±1) at ``fmt.rate``; channels are averaged. A payload that does not hold a whole
     number of sample frames raises ``RtpError("payload_length")``."""
-    frame_bytes = (2 if fmt.encoding == "L16" else 1) * fmt.channels
-    if len(payload) % frame_bytes:
-        raise RtpError("payload_length", f"{len(payload)} bytes of {fmt.encoding}/{fmt.channels}")
+    check_payload(payload, fmt)
     if fmt.encoding == "L16":
-        linear = np.frombuffer(payload, dtype=">i2")
-    elif fmt.encoding == "PCMU":
-        linear = ulaw_decode(payload)
+        samples = np.frombuffer(payload, dtype=">i2").astype(np.float32) * np.float32(PCM_SCALE)
     else:
-        linear = alaw_decode(payload)
-    samples = linear.astype(np.float32) * np.float32(PCM_SCALE)
+        samples = _G711_FLOAT[fmt.encoding][np.frombuffer(payload, dtype=np.uint8)]
     if fmt.channels > 1:
         samples = samples.reshape(-1, fmt.channels).mean(axis=1, dtype=np.float32)
     return samples
+
+
+def decode_payloads(
+    payloads: Sequence[bytes], formats: Sequence[PayloadFormat]
+) -> tuple[list[np.ndarray], list[float]]:
+    """Each payload's samples (as :func:`decode_payload`, lengths checked already) and their mean square.
+
+    The mono G.711 payloads of a batch, nearly all of them on a telephone network, are decoded together: one
+    join, one table lookup and one reduction per encoding instead of a few numpy calls per packet. Their
+    samples are views of one array per batch.
+    """
+    samples: list[np.ndarray] = [_EMPTY] * len(payloads)
+    power = [0.0] * len(payloads)
+    groups: dict[str, list[int]] = {}
+    alone: list[int] = []
+    for i, fmt in enumerate(formats):
+        if fmt.channels == 1 and fmt.encoding in _G711_FLOAT:
+            groups.setdefault(fmt.encoding, []).append(i)
+        else:
+            alone.append(i)
+    for encoding, picked in groups.items():
+        if len(picked) == 1:
+            alone += picked
+            continue
+        decoded = _G711_FLOAT[encoding][np.frombuffer(b"".join([payloads[i] for i in picked]), dtype=np.uint8)]
+        sizes = np.fromiter((len(payloads[i]) for i in picked), dtype=np.int64, count=len(picked))
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
+        squares = np.add.reduceat(decoded * decoded, starts) / sizes
+        for i, start, end, square in zip(picked, starts.tolist(), ends.tolist(), squares.tolist(), strict=True):
+            samples[i] = decoded[start:end]
+            power[i] = square
+    for i in alone:
+        samples[i] = decode_payload(payloads[i], formats[i])
+        power[i] = float(np.dot(samples[i], samples[i])) / samples[i].size
+    return samples, power

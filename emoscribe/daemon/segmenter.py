@@ -120,10 +120,19 @@ def _samples(ms: float) -> int:
 
 
 class _Audio:
-    """A bounded stretch of the stream in one preallocated array, addressed by stream sample index."""
+    """A bounded stretch of the stream, addressed by stream sample index.
 
-    def __init__(self, capacity: int) -> None:
-        self._data = np.zeros(capacity, dtype=np.float32)
+    It starts with room for the idle history alone and grows (doubling, up to ``limit``) only while an
+    utterance needs it, returning to that room once the utterance is cut away. A stream that never speaks
+    thus holds a few tens of kB, not room for a maximum-length utterance: preallocated per stream, that
+    room (1 MB at 15 s) was written once by every leg and, recycled by the C allocator for the next legs,
+    stayed resident after the calls had ended.
+    """
+
+    def __init__(self, initial: int, limit: int) -> None:
+        self._initial = initial
+        self._limit = limit
+        self._data = np.empty(initial, dtype=np.float32)
         self.start = 0
         self.size = 0
 
@@ -132,10 +141,13 @@ class _Audio:
         return self.start + self.size
 
     def append(self, samples: np.ndarray) -> None:
-        if self.size + samples.size > self._data.size:
-            raise RuntimeError("segmenter buffer overflow: the utterance length bound was not enforced")
-        self._data[self.size : self.size + samples.size] = samples
-        self.size += samples.size
+        needed = self.size + samples.size
+        if needed > self._data.size:
+            if needed > self._limit:
+                raise RuntimeError("segmenter buffer overflow: the utterance length bound was not enforced")
+            self._resize(min(max(needed, 2 * self._data.size), self._limit))
+        self._data[self.size : needed] = samples
+        self.size = needed
 
     def keep_from(self, index: int) -> None:
         cut = min(max(index - self.start, 0), self.size)
@@ -143,9 +155,17 @@ class _Audio:
             self._data[: self.size - cut] = self._data[cut : self.size]
             self.start += cut
             self.size -= cut
+        if self.size <= self._initial < self._data.size:
+            self._resize(self._initial)
 
     def slice(self, first: int, last: int) -> np.ndarray:
         return self._data[first - self.start : last - self.start].copy()
+
+    def _resize(self, capacity: int) -> None:
+        if capacity != self._data.size:
+            data = np.empty(capacity, dtype=np.float32)
+            data[: self.size] = self._data[: self.size]
+            self._data = data
 
 
 class Segmenter:
@@ -170,7 +190,7 @@ class Segmenter:
                 f"segmenter setting max_utterance_s={self.config.max_utterance_s!r}: must exceed the pre-roll "
                 f"plus the start window of {self._ring_frames} VAD frames"
             )
-        self._audio = _Audio(self._max + self._history + frame)
+        self._audio = _Audio(self._history + frame, self._max + self._history + frame)
         self._reset_stream()
 
     def _reset_stream(self) -> None:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -157,8 +157,8 @@ class Service:
         fit = audio_reason(ready.quality, ready.cues, self.config.abstain) is None
         return fit and self.compliance.infers_emotion(ready.stream)
 
-    def watch_source(self, name: str, rejected: Counter[str]) -> None:
-        self.metrics.watch_source(name, rejected)
+    def watch_source(self, name: str, tallies: Mapping[str, Counter[str]]) -> None:
+        self.metrics.watch_source(name, tallies)
 
     # --- engine results ----------------------------------------------------------------------------------------
     def _on_result(self, result: Result) -> None:

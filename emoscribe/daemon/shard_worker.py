@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import zmq
@@ -71,7 +72,7 @@ class LinkDownstream:
         self._push.setsockopt(zmq.LINGER, 5_000)
         self._push.connect(endpoint)
         self._counts: Counter[tuple[str, str]] = Counter()
-        self._watched: dict[str, Counter[str]] = {}
+        self._watched: dict[str, Mapping[str, Counter[str]]] = {}
 
     def send(self, notice: Notice) -> None:
         try:
@@ -94,14 +95,17 @@ class LinkDownstream:
     def count(self, family: str, label: str, n: int = 1) -> None:
         self._counts[(family, label)] += n
 
-    def watch_source(self, name: str, rejected: Counter[str]) -> None:
-        self._watched[name] = rejected
+    def watch_source(self, name: str, tallies: Mapping[str, Counter[str]]) -> None:
+        self._watched[name] = tallies
 
     def flush_tally(self) -> None:
-        """Counter increments since the last flush, and each source's rejection tally as it stands."""
+        """Counter increments since the last flush, and each source's own counters as they stand."""
         counts, self._counts = dict(self._counts), Counter()
-        rejected = {f"worker{self.index}-{name}": dict(tally) for name, tally in self._watched.items()}
-        self.send(Tally(counts, rejected))
+        tallies = {
+            f"worker{self.index}-{name}": {family: dict(tally) for family, tally in families.items()}
+            for name, families in self._watched.items()
+        }
+        self.send(Tally(counts, tallies))
 
     def close(self) -> None:
         self._push.close()

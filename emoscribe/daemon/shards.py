@@ -74,7 +74,7 @@ class ShardPool:
         self._ready: set[int] = set()
         self._done: set[int] = set()
         self._owner: dict[str, int] = {}
-        self._rejected: dict[str, Counter[str]] = {}
+        self._tallies: dict[str, dict[str, Counter[str]]] = {}
 
     async def start(self, downstream: Downstream) -> None:
         """Spawn the workers and wait until each is ready (its VAD loaded, its sockets in use), so the daemon
@@ -163,24 +163,26 @@ class ShardPool:
             case StreamClosed(stream, reason, position):
                 self._owner.pop(stream, None)
                 downstream.stream_closed(stream, reason, position)
-            case Tally(counts, rejected):
+            case Tally(counts, tallies):
                 for (family, label), n in counts.items():
                     downstream.count(family, label, n)
-                for name, tally in rejected.items():
-                    self._publish_rejections(downstream, name, tally)
+                for name, families in tallies.items():
+                    self._publish_tallies(downstream, name, families)
             case WorkerReady(index):
                 self._ready.add(index)
             case WorkerDone(index):
                 self._done.add(index)
 
-    def _publish_rejections(self, downstream: Downstream, name: str, tally: dict[str, int]) -> None:
-        """Keep one tally object per worker source and update it in place, so the metrics collector reads it."""
-        kept = self._rejected.get(name)
+    def _publish_tallies(self, downstream: Downstream, name: str, families: dict[str, dict[str, int]]) -> None:
+        """Keep one set of counters per worker source and update it in place, so the metrics collector reads it."""
+        kept = self._tallies.get(name)
         if kept is None:
-            kept = self._rejected[name] = Counter()
+            kept = self._tallies[name] = {}
             downstream.watch_source(name, kept)
-        kept.clear()
-        kept.update(tally)
+        for family, tally in families.items():
+            counter = kept.setdefault(family, Counter())
+            counter.clear()
+            counter.update(tally)
 
     def _check_workers(self, downstream: Downstream, stopping: bool) -> None:
         for index, process in enumerate(self._processes):

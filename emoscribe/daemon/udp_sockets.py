@@ -10,16 +10,30 @@ malformed.
 The group's socket order is fixed by the order of binding, and the sockets stay open in the process that made
 them for as long as it runs: a worker that dies and is restarted receives the same socket, so no call leg
 moves to another worker.
+
+Each RTP socket also gets a large receive buffer (:func:`prepare_receive`): a burst the event loop cannot read at
+once waits there instead of being dropped, and what the kernel still drops is reported with every later datagram
+(``SO_RXQ_OVFL``), so loss is counted rather than invisible.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import socket
 import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 SO_ATTACH_REUSEPORT_CBPF = 51
 """From ``<asm-generic/socket.h>``; Python's socket module does not name it."""
+SO_RXQ_OVFL = 40
+"""From ``<asm-generic/socket.h>``: ancillary data with the count of datagrams dropped on a full buffer."""
+DROPS_CMSG_SPACE = socket.CMSG_SPACE(4)
+"""Ancillary buffer for that count (a 32-bit integer) in ``recvmsg``."""
+RMEM_MAX = Path("/proc/sys/net/core/rmem_max")
 
 _BPF_LD_W_ABS = 0x00 | 0x00 | 0x20
 _BPF_ALU_MOD_K = 0x04 | 0x90 | 0x00
@@ -82,3 +96,38 @@ def ssrc_socket_group(host: str, port: int, n: int) -> list[socket.socket]:
     for sock in group:
         sock.setblocking(False)
     return group
+
+
+def prepare_receive(sock: socket.socket, buffer_bytes: int) -> int:
+    """Ask for a ``buffer_bytes`` receive buffer and for drop counts with each datagram; returns the buffer size
+    granted. The kernel caps the request at ``net.core.rmem_max``; a lower grant is logged with the fix."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
+    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux reports twice what it grants
+    if granted < buffer_bytes:
+        logger.warning(
+            "RTP receive buffer is %d bytes, not the %d configured: net.core.rmem_max (%s) caps it; raise it "
+            "(sysctl -w net.core.rmem_max=%d) so bursts are not dropped",
+            granted,
+            buffer_bytes,
+            _read_rmem_max(),
+            buffer_bytes,
+        )
+    if sys.platform.startswith("linux"):
+        sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+    return granted
+
+
+def kernel_drops(ancillary: Sequence[tuple[int, int, bytes]]) -> int | None:
+    """The socket's running count of dropped datagrams from ``recvmsg`` ancillary data (``None``: not given, as
+    before the first drop)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= 4:
+            return int.from_bytes(data[:4], sys.byteorder)
+    return None
+
+
+def _read_rmem_max() -> str:
+    try:
+        return RMEM_MAX.read_text().strip()
+    except OSError:
+        return "unknown"

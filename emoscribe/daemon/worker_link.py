@@ -55,10 +55,10 @@ class StreamClosed:
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """Counter increments since the last tally, and each source's rejection tally as it stands."""
+    """Counter increments since the last tally, and each source's tallies by family as they stand."""
 
     counts: dict[tuple[str, str], int]
-    rejected: dict[str, dict[str, int]]
+    tallies: dict[str, dict[str, dict[str, int]]]
 
 
 Notice = WorkerReady | WorkerDone | StreamOpened | PartialReady | UtteranceReady | StreamClosed | Tally

@@ -59,17 +59,7 @@ def open_sources(config: DaemonConfig, sockets: Sequence[socket.socket]) -> list
             from emoscribe.daemon.sources.rtp_source import RtpConfig, RtpSource
 
             host, port = rtp_address(uri, index)
-            try:
-                rtp = RtpConfig(
-                    host=host,
-                    port=port,
-                    allow=config.rtp.allow or None,
-                    inactivity_timeout=config.rtp.inactivity_timeout_s,
-                    max_streams=config.rtp.max_streams,
-                    stream_key=config.rtp.stream_key,
-                )
-            except ValueError as error:
-                raise ConfigError(f"rtp: {error}") from error
+            rtp = RtpConfig(host, port, config.rtp.policy(), config.rtp.receive_buffer_bytes)
             sources.append(RtpSource(rtp, next(rtp_sockets)))
         else:
             raise ConfigError(f"sources[{index}]: unknown source {uri!r} ({', '.join(SCHEMES)})")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from emoscribe.audio import load_audio
+from emoscribe.audio import AudioFileError, load_audio
 from emoscribe.daemon.frames import SAMPLE_RATE, Frame, FrameSink, StreamInfo
+
+log = logging.getLogger(__name__)
 
 FRAME_SAMPLES = 320
 """20 ms frames, as a sound card or an RTP stream would deliver them."""
@@ -33,9 +36,20 @@ class FileSource:
         self.frames = 0
 
     def _audio(self) -> np.ndarray:
+        """Every file decoded, checked and joined; a file without usable audio is an ``AudioFileError``."""
         pieces: list[np.ndarray] = []
         for path in self.paths:
-            pieces += [load_audio(path)[0].astype(np.float32), self.gap]
+            samples = load_audio(path)[0].astype(np.float32)
+            bad = samples.size - int(np.isfinite(samples).sum())
+            if not samples.size:
+                raise AudioFileError(f"{path}: holds no audio samples")
+            if bad == samples.size:
+                raise AudioFileError(f"{path}: every one of its {bad} samples is NaN or infinite")
+            if bad:
+                log.warning(
+                    "%s: %d of %d samples are NaN or infinite; they are played as silence", path, bad, samples.size
+                )
+            pieces += [samples, self.gap]
         return np.concatenate(pieces)
 
     async def run(self, sink: FrameSink, stop: asyncio.Event) -> None:

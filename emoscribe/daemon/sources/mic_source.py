@@ -112,6 +112,11 @@ class MicSource:
         self.frames = 0
         self._position = 0
 
+    @property
+    def tallies(self) -> dict[str, Counter[str]]:
+        """The source's counters by family, for the metrics (``emoscribe_source_rejected_total``)."""
+        return {"rejected": self.rejected}
+
     async def run(self, sink: FrameSink, stop: asyncio.Event) -> None:
         capture = _Capture(asyncio.get_running_loop(), self.max_pending_blocks, self.rejected)
         stream = self._open(capture)
