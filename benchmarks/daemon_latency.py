@@ -1,7 +1,7 @@
 """End-of-speech → publish latency and the most concurrent real-time 8 kHz RTP streams the daemon sustains.
 
 Usage: python benchmarks/daemon_latency.py [--bundle tiny.en] [--seconds 20] [--levels 1,2,4,8,12,16,24,32]
-       [--workers 2] [--modes naive,batched,sharded] [--engine-threads 0]
+       [--workers 2] [--modes naive,batched,sharded] [--engine-threads 1]
 
 For each level N, the daemon (a subprocess, as deployed) receives N PCMU call legs over loopback UDP from the
 load generator (``loadgen/``: one 20 ms packet per leg every 20 ms, the legs spread over the period), each a
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes for the sharded run")
     parser.add_argument("--modes", default=",".join(MODES), help=f"any of {', '.join(MODES)}")
     parser.add_argument(
-        "--engine-threads", type=int, default=0, help="[engine] threads (0: ONNX Runtime's default)"
+        "--engine-threads", type=int, default=1, help="[engine] threads (the daemon's default 1; 0: one per core)"
     )
     args = parser.parse_args()
     bundle = resolve_bundle(args.bundle)

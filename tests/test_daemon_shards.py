@@ -26,7 +26,7 @@ from emoscribe.daemon.shards import ShardPool
 from emoscribe.daemon.udp_sockets import ssrc_socket_group
 from emoscribe.daemon.worker_link import decode
 from emoscribe.g711 import ulaw_encode
-from emoscribe.messages import StreamEnded
+from emoscribe.messages import StreamEnded, StreamStarted
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT BPF is Linux only")
 
@@ -102,8 +102,9 @@ def test_a_worker_that_dies_ends_its_streams_and_is_replaced(tmp_path: Path, dem
     audio = np.concatenate([np.zeros(16_000), speech, np.zeros(16_000)])[::2]
     payload = ulaw_encode(np.round(audio * 32767).astype(np.int16)).tobytes()
 
-    send_leg(port, 0x1111, payload, range(60))  # odd SSRC: worker 1; 1.2 s of the call, speech has begun
-    time.sleep(0.3)
+    send_leg(port, 0x1111, payload, range(80))  # odd SSRC: worker 1; 1.6 s of the call, speech has begun
+    opened = collect(subscriber, lambda ms: any(isinstance(m, StreamStarted) for m in ms), 30)
+    assert any(isinstance(m, StreamStarted) and m.stream == "rtp-00001111" for m in opened)
     victim = worker_pids(process.pid)[1]
     os.kill(victim, signal.SIGKILL)
     lost = collect(subscriber, lambda ms: any(isinstance(m, StreamEnded) for m in ms), 30)

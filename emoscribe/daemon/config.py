@@ -44,7 +44,9 @@ class EngineSettings:
     """A bundle directory, or the name of a default bundle (built into the cache by ``emoscribe export``)."""
     device: str = "auto"
     variant: str = "auto"
-    threads: int = 0
+    threads: int = 1
+    """ONNX Runtime's intra-op threads (0: one per core). One by default: on the CPU a second thread doubled the
+    CPU per utterance for no speed-up (benchmarks/RESULTS.md, batch cost), and a node's cores serve more legs."""
     speaker_normalisation: bool = True
     """Judge each utterance against its stream's earlier ones, where the bundle can (one speaker per stream,
     as on a call leg); turn off for a source that mixes speakers in one stream."""
