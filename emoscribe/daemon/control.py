@@ -26,6 +26,7 @@ import zmq.asyncio
 from emoscribe.curve import CurveServer
 from emoscribe.daemon.alerts import AlertTracker
 from emoscribe.daemon.queries import QueryError, QueryStore, Scope
+from emoscribe.daemon.zmq_bind import bind
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,7 @@ class ControlServer:
         self._socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
         if curve is not None:
             curve.secure(self._socket)
-        try:
-            self._socket.bind(endpoint)
-        except zmq.ZMQError as error:
-            self._socket.close(0)
-            raise OSError(f"cannot bind the control socket to {endpoint}: {error}") from error
-        self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint = bind(self._socket, endpoint, "the control socket")
 
     async def serve(self, control: QueryControl, stop: asyncio.Event, count: Callable[[str], None]) -> None:
         """Answer until ``stop``; ``count`` hears ``"ok"`` or ``"refused"`` for every request."""

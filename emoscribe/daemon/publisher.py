@@ -18,6 +18,7 @@ import zmq
 
 from emoscribe.curve import CurveServer
 from emoscribe.daemon.compliance import Compliance
+from emoscribe.daemon.zmq_bind import bind
 from emoscribe.messages import DEFAULT_ENDPOINT, Message, StreamEnded, StreamStarted
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,7 @@ class Publisher:
         self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, even one another subscriber holds
         if curve is not None:
             curve.secure(self._socket)
-        try:
-            self._socket.bind(endpoint)
-        except zmq.ZMQError as error:
-            self._socket.close(0)
-            raise OSError(f"cannot bind the ZeroMQ publisher to {endpoint}: {error}") from error
-        self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint = bind(self._socket, endpoint, "the ZeroMQ publisher")
         self.echo = echo
         self._seq: Counter[str] = Counter()
         self._open: dict[str, StreamStarted] = {}
