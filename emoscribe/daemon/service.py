@@ -268,9 +268,11 @@ class Service:
         self.metrics.asr_queue_depth.set(self.asr.depth)
 
     def _on_transcript(self, done: Done) -> None:
-        """Called in the ASR thread: hand the transcript back to the event loop."""
+        """Called in the ASR thread: hand the transcript back to the event loop (gone once the daemon has
+        stopped; the drain deadline had passed, and the transcript is given up)."""
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._transcribed, done)
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._transcribed, done)
 
     def _transcribed(self, done: Done) -> None:
         """Publish a transcript after its utterance, score the lexical queries on it, and let its stream end."""
@@ -398,7 +400,9 @@ class Service:
             await asyncio.sleep(0.01)
         if self.asr is not None:  # what is still queued for it after the deadline is given up
             left = max(0.1, deadline - (time.monotonic() - waited))
-            drained = await asyncio.to_thread(self.asr.stop, left) and drained
+            if not await asyncio.to_thread(self.asr.stop, left):
+                log.warning("drain deadline passed: %d utterances left untranscribed", self.asr.depth + 1)
+                drained = False
         for state in list(self.streams.values()):
             state.ended = state.ended or "shutdown"
             state.pending = 0
