@@ -114,11 +114,14 @@ def test_asr_config_typos_and_bad_values_are_errors(tmp_path) -> None:
             load_config(path, environ={})
 
 
-def test_a_missing_extra_is_one_clear_error(monkeypatch) -> None:
+def test_a_missing_extra_is_one_clear_error_unless_auto(monkeypatch, caplog) -> None:
     monkeypatch.setitem(sys.modules, "faster_whisper", None)  # import fails as if not installed
     config = load_config(environ={}, asr__enabled="true")
     with pytest.raises(ConfigError, match=re.escape(MISSING_EXTRA)):
         open_transcriber(config)
+    mic = load_config(environ={}, sources=["mic:"])
+    assert open_transcriber(mic) is None, "auto goes on without transcripts"
+    assert any("not transcribed" in r.message and MISSING_EXTRA in r.message for r in caplog.records)
 
 
 @needs_asr

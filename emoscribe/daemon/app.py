@@ -28,7 +28,7 @@ from emoscribe.daemon.service import Producer, Service
 from emoscribe.daemon.shards import ShardPool
 from emoscribe.daemon.sources import is_rtp, open_sources, rtp_address
 from emoscribe.daemon.speaker_reference import speaker_normaliser
-from emoscribe.daemon.transcriber import Transcriber
+from emoscribe.daemon.transcriber import MissingExtraError, Transcriber
 from emoscribe.daemon.udp_sockets import bind_udp, ssrc_socket_group
 from emoscribe.messages import Message
 
@@ -108,20 +108,23 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
 
 def open_transcriber(config: DaemonConfig) -> Transcriber | None:
     """The ``[asr]`` model when it covers one of the configured sources (``auto``: a microphone), else none:
-    a daemon that transcribes nothing never imports faster-whisper."""
+    a daemon that transcribes nothing never imports faster-whisper. ``auto`` without the ``asr`` extra or the
+    model's package goes on without transcripts, saying so; ``true`` without them does not start."""
     settings = config.asr
     if not settings.needed([uri.partition(":")[0] for uri in config.sources]):
         return None
     try:
         transcriber = settings.open()
+    except (MissingExtraError, FileNotFoundError) as error:
+        if settings.enabled != "auto":
+            raise ConfigError(f"asr: {error}") from error
+        log.warning("asr: microphone streams are not transcribed: %s", error)
+        return None
     except (OSError, RuntimeError, ValueError) as error:
         raise ConfigError(f"asr: {error}") from error
+    every = "every" if settings.enabled == "true" else "microphone"
     log.info(
-        "transcripts by %s (%s, %s) for %s streams",
-        settings.model,
-        settings.device,
-        settings.compute_type,
-        "every" if settings.enabled == "true" else "microphone",
+        "transcripts of %s streams by %s (%s, %s)", every, settings.model, settings.device, settings.compute_type
     )
     return transcriber
 

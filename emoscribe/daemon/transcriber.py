@@ -22,6 +22,10 @@ from emoscribe.whisper_packages import PACKAGED_WHISPER, packaged_model_files
 MISSING_EXTRA = "ASR needs faster-whisper: pip install 'emoscribe[asr]' (or set [asr] enabled = false)"
 
 
+class MissingExtraError(RuntimeError):
+    """faster-whisper is not installed (the ``asr`` extra)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Heard:
     """What the model heard in one utterance; word times in seconds from the utterance's start."""
@@ -41,7 +45,7 @@ def _faster_whisper() -> Any:
     try:
         return importlib.import_module("faster_whisper")
     except ImportError as error:
-        raise RuntimeError(f"{MISSING_EXTRA} ({error})") from error
+        raise MissingExtraError(f"{MISSING_EXTRA} ({error})") from error
 
 
 def _load(model: str, **options: Any) -> Any:
