@@ -213,10 +213,10 @@ def test_overload_sheds_partial_cues_then_captions_then_prompts_never_the_emotio
         assert (utterance["caption"] == "") == ("caption" in shed)
         assert (utterance["prompts"] == []) == ("prompts" in shed)
     assert marks[-1] == SHED_ORDER and [len(m) for m in marks] == sorted(len(m) for m in marks), marks
-    for step in SHED_ORDER:
-        assert service.metrics.shed.labels(step)._value.get() > 0, step
+    for step in SHED_ORDER:  # this service transcribes nothing, so no transcript is there to shed
+        assert (service.metrics.shed.labels(step)._value.get() > 0) == (step != "asr"), step
     partial = [p for _, p in received if p["schema"] == "emoscribe.cues/1"]
-    assert any(p["shed"] == ["partial_cues", "caption", "prompts"] for p in partial)
+    assert any(p["shed"] == list(SHED_ORDER) for p in partial)
 
 
 def test_summary_at_stream_end_and_roles_changed_while_running(bundle, speech, sentence, tmp_path) -> None:

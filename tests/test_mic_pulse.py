@@ -25,7 +25,7 @@ from fake_bundle import make_fake_bundle
 from test_daemon_e2e import collect, run_fails, speech_only, start_daemon
 
 from emoscribe.audio import load_audio
-from emoscribe.messages import StreamEnded, StreamStarted
+from emoscribe.messages import StreamEnded, StreamStarted, Transcript
 
 RATE = 16_000
 CLIPS = ("03-01-05-02-01-01-10.flac", "03-01-01-01-01-01-03.flac", "03-01-04-01-01-01-03.flac")
@@ -301,6 +301,10 @@ def test_the_microphone_hears_what_the_file_source_reads(
     assert ended(messages, "mic")["reason"] == "shutdown"
     mic_start = next(m.to_payload() for m in messages if isinstance(m, StreamStarted) and m.stream == "mic")
     assert mic_start["details"]["device"] == "pulse" and mic_start["details"]["rate"] == 44_100
+    if importlib.util.find_spec("faster_whisper") is not None:  # [asr] enabled = "auto": the microphone only
+        transcripts = [m for m in messages if isinstance(m, Transcript)]
+        assert {t.utterance_seq for t in transcripts if t.stream == "mic"} == {h["seq"] for h in heard}
+        assert all(t.stream == "mic" for t in transcripts), "file streams are not transcribed by default"
 
 
 @pytest.mark.parametrize("how", ["kill the server", "unload the sink"])

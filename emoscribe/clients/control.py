@@ -57,8 +57,17 @@ class ControlClient:
             raise ControlError(reply.get("error", "refused"))
         return reply
 
-    def add(self, text: str, threshold: float, stream: str | None = None, role: str | None = None) -> dict:
-        request: dict[str, Any] = {"op": "add", "text": text, "threshold": threshold}
+    def add(
+        self,
+        text: str,
+        threshold: float,
+        stream: str | None = None,
+        role: str | None = None,
+        match: str = "acoustic",
+    ) -> dict:
+        """``match``: score the utterances' sound (``acoustic``), their transcripts' words (``lexical``, where
+        the daemon transcribes the stream) or each (``both``)."""
+        request: dict[str, Any] = {"op": "add", "text": text, "threshold": threshold, "match": match}
         if stream is not None:
             request["stream"] = stream
         if role is not None:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from emoscribe.clients.cli_options import curve_options
 from emoscribe.clients.subscriber import Subscriber
@@ -20,6 +21,7 @@ from emoscribe.messages import (
     PartialCues,
     StreamStarted,
     Summary,
+    Transcript,
     Utterance,
     message_types,
 )
@@ -45,6 +47,9 @@ def render(message: Message) -> str:
         prompts = "; ".join(f"{x['text']} {x['score']:.2f}" for x in message.prompts)
         latency = message.latency.get("end_to_publish_ms", 0.0)
         return f"{where} {label}  {message.caption}  [dim]{prompts}  {latency:.1f} ms[/dim]"
+    if isinstance(message, Transcript):
+        latency = message.latency.get("end_to_publish_ms", 0.0)
+        return f"{where} [green]“{escape(message.text)}”[/green]  [dim]{message.language}, {latency:.0f} ms[/dim]"
     if isinstance(message, PartialCues):
         return f"{where} [dim]… {render_cues(message.cues)}[/dim]"
     if isinstance(message, Summary):

@@ -35,12 +35,15 @@ def add_command(
     threshold: Annotated[float, typer.Option(help="Alert when an utterance's score reaches this (cosine).")] = 0.5,
     stream: Annotated[str | None, typer.Option(help="Only this (open) stream.")] = None,
     role: Annotated[str | None, typer.Option(help="Only streams of this role.")] = None,
+    match: Annotated[
+        str, typer.Option(help="Score the sound (acoustic), the transcript's words (lexical) or both.")
+    ] = "acoustic",
     endpoint: Endpoint = DEFAULT_CONTROL_ENDPOINT,
     server_key: ServerKey = None,
     client_key: ClientKey = None,
 ) -> None:
     """Register a query; prints it with its id."""
-    _call(endpoint, server_key, client_key, lambda c: c.add(text, threshold, stream=stream, role=role))
+    _call(endpoint, server_key, client_key, lambda c: c.add(text, threshold, stream, role, match))
 
 
 @query_app.command("list")

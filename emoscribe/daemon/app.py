@@ -28,6 +28,7 @@ from emoscribe.daemon.service import Producer, Service
 from emoscribe.daemon.shards import ShardPool
 from emoscribe.daemon.sources import is_rtp, open_sources, rtp_address
 from emoscribe.daemon.speaker_reference import speaker_normaliser
+from emoscribe.daemon.transcriber import MissingExtraError, Transcriber
 from emoscribe.daemon.udp_sockets import bind_udp, ssrc_socket_group
 from emoscribe.messages import Message
 
@@ -93,6 +94,7 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
     control = None
     if config.control.enabled:
         control = ControlServer(config.control.endpoint, curve, zmq.Context.instance())
+    transcriber = open_transcriber(config)
     log.info(
         "bundle %s, engine %s (%s), speaker normalisation %s, publishing on %s",
         bundle.path,
@@ -101,7 +103,30 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
         f"over {bundle.speaker_horizon} utterances" if normaliser is not None else "off",
         publisher.endpoint,
     )
-    return Service(config, engine, describer, publisher, metrics, normaliser, curve, queries, control)
+    return Service(config, engine, describer, publisher, metrics, normaliser, curve, queries, control, transcriber)
+
+
+def open_transcriber(config: DaemonConfig) -> Transcriber | None:
+    """The ``[asr]`` model when it covers one of the configured sources (``auto``: a microphone), else none:
+    a daemon that transcribes nothing never imports faster-whisper. ``auto`` without the ``asr`` extra or the
+    model's package goes on without transcripts, saying so; ``true`` without them does not start."""
+    settings = config.asr
+    if not settings.needed([uri.partition(":")[0] for uri in config.sources]):
+        return None
+    try:
+        transcriber = settings.open()
+    except (MissingExtraError, FileNotFoundError) as error:
+        if settings.enabled != "auto":
+            raise ConfigError(f"asr: {error}") from error
+        log.warning("asr: microphone streams are not transcribed: %s", error)
+        return None
+    except (OSError, RuntimeError, ValueError) as error:
+        raise ConfigError(f"asr: {error}") from error
+    every = "every" if settings.enabled == "true" else "microphone"
+    log.info(
+        "transcripts of %s streams by %s (%s, %s)", every, settings.model, settings.device, settings.compute_type
+    )
+    return transcriber
 
 
 def make_describer(config: DaemonConfig, bundle: Bundle) -> Describer:

@@ -78,6 +78,12 @@ class Compliance:
         """Whether the stream's audio may go to the emotion model at all."""
         return self.policy(stream) == FULL
 
+    def scores_queries(self, stream: str) -> bool:
+        """Whether run-time queries may score the stream, on its sound or its words: a query ("an agitated
+        customer") asks what the speaker feels as readily as what they say, so a ``cues_only`` stream is never
+        scored. Its transcript is still published: words are not an emotion."""
+        return self.policy(stream) == FULL
+
     def stamp(self, message: Message) -> Message | None:
         """``message`` as it may be published, stating its stream's role and policy; ``None`` for a kind a
         ``cues_only`` stream never carries. The heartbeat, which belongs to no stream, states every role's."""

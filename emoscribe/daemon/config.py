@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from emoscribe.daemon.abstention import AbstainSettings
+from emoscribe.daemon.asr import AsrSettings
 from emoscribe.daemon.batcher import BatchConfig
 from emoscribe.daemon.compliance import ComplianceSettings
 from emoscribe.daemon.engine import BACKENDS
@@ -199,6 +200,7 @@ class DaemonConfig:
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     shedding: ShedSettings = field(default_factory=ShedSettings)
     summary: SummarySettings = field(default_factory=SummarySettings)
+    asr: AsrSettings = field(default_factory=AsrSettings)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -260,8 +262,15 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
 
 
 def _coerce(value: Any, default: Any, key: str) -> Any:
-    """Convert strings from the environment or CLI to the type of the default; refuse anything else."""
+    """Convert strings from the environment or CLI to the type of the default; refuse anything else. A type
+    with a ``parse`` class method (e.g. a true/false/auto switch) parses its own values."""
     kind = type(default)
+    parse = getattr(kind, "parse", None)
+    if parse is not None:
+        try:
+            return parse(value)
+        except ValueError as error:
+            raise ConfigError(f"{key}: {error}") from None
     try:
         if kind is bool:
             if isinstance(value, str):

@@ -6,7 +6,8 @@ the reply is one JSON object: ``{"ok": true, ...}`` or ``{"ok": false, "error": 
 reply, a bad one included, and a bad one changes nothing. Requests:
 
 - ``{"op": "add", "text": "an agitated customer", "threshold": 0.6}`` with at most one of ``"stream": ID`` (an
-  open stream) or ``"role": ROLE`` → ``{"ok": true, "query": {...}}``
+  open stream) or ``"role": ROLE``, and optionally ``"match": "acoustic" | "lexical" | "both"`` (the sound, the
+  transcript's words, or each; acoustic when absent) → ``{"ok": true, "query": {...}}``
 - ``{"op": "list"}`` → ``{"ok": true, "queries": [...]}``
 - ``{"op": "remove", "id": ID}`` → ``{"ok": true, "query": {...}}``
 """
@@ -25,14 +26,14 @@ import zmq.asyncio
 
 from emoscribe.curve import CurveServer
 from emoscribe.daemon.alerts import AlertTracker
-from emoscribe.daemon.queries import QueryError, QueryStore, Scope
+from emoscribe.daemon.queries import ACOUSTIC, QueryError, QueryStore, Scope
 from emoscribe.daemon.zmq_bind import bind
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 65_536
 """Larger messages make ZeroMQ drop the sender's connection before they reach the daemon."""
-FIELDS = {"add": {"op", "text", "threshold", "stream", "role"}, "list": {"op"}, "remove": {"op", "id"}}
+FIELDS = {"add": {"op", "text", "threshold", "stream", "role", "match"}, "list": {"op"}, "remove": {"op", "id"}}
 
 
 class QueryControl:
@@ -69,8 +70,11 @@ class QueryControl:
         scope = Scope(stream=request.get("stream"), role=request.get("role"))
         if scope.stream is not None and scope.stream not in self.open_streams():
             raise QueryError(f"unknown stream {scope.stream!r}: no such stream is open")
-        query = self.store.add(request.get("text"), request.get("threshold"), scope)
-        log.info("query %s added: %r (threshold %.2f, %s)", query.id, query.text, query.threshold, scope)
+        match = request.get("match", ACOUSTIC)
+        query = self.store.add(request.get("text"), request.get("threshold"), scope, match)
+        log.info(
+            "query %s added: %r (%s, threshold %.2f, %s)", query.id, query.text, match, query.threshold, scope
+        )
         return {"query": query.to_dict()}
 
 

@@ -10,6 +10,8 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
+ASR_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0)
+"""Speech recognition takes seconds, not milliseconds."""
 
 
 class Metrics:
@@ -48,6 +50,19 @@ class Metrics:
         )
         self.active_streams = Gauge("emoscribe_active_streams", "Streams currently open", registry=r)
         self.queue_depth = Gauge("emoscribe_queue_depth", "Utterances waiting for the engine", registry=r)
+        self.asr_seconds = Histogram(
+            "emoscribe_asr_seconds",
+            "Speech recognition of one utterance: queue wait, decoding, end of utterance to transcript published",
+            ["stage"],
+            registry=r,
+            buckets=ASR_BUCKETS,
+        )
+        self.asr_audio_seconds = Counter(
+            "emoscribe_asr_audio_seconds_total", "Seconds of utterance audio transcribed", registry=r
+        )
+        self.asr_queue_depth = Gauge(
+            "emoscribe_asr_queue_depth", "Utterances waiting for speech recognition", registry=r
+        )
         self.batch_size = Histogram(
             "emoscribe_batch_size",
             "Utterances per engine batch",

@@ -1,8 +1,10 @@
 """Natural-language queries registered at run time: validated, embedded by the bundle's text tower, scoped to
 streams, scored against every utterance, and kept in a file so they survive a restart.
 
-A query's score is the cosine between its text embedding and the utterance's audio embedding in the joint space
-(both L2-normalised), the same score the prompt bank uses. A query applies to every stream, to streams of one
+A query matches the sound, the words, or both (``match``). Its acoustic score is the cosine between its text
+embedding and the utterance's audio embedding in the joint space (both L2-normalised), the same score the prompt
+bank uses; its lexical score is the cosine between its text embedding and the utterance's transcript embedded by
+the same text tower, scored when the transcript is ready. A query applies to every stream, to streams of one
 role, or to one stream (which must be open when the query is added).
 """
 
@@ -27,6 +29,9 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 300
 """Longer text is refused: the text tower truncates it anyway, so the query would not mean what it says."""
 MAX_QUERIES = 256
+ACOUSTIC, LEXICAL, BOTH = "acoustic", "lexical", "both"
+MATCHES = (ACOUSTIC, LEXICAL, BOTH)
+"""What a query is scored against: the utterance's sound, its transcript's words, or each of them."""
 
 
 class QueryError(ValueError):
@@ -58,9 +63,14 @@ class Query:
     text: str
     threshold: float
     scope: Scope = field(default_factory=Scope)
+    match: str = ACOUSTIC
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def matches(self, channel: str) -> bool:
+        """Whether the query is scored on ``channel`` (``acoustic`` or ``lexical``)."""
+        return self.match in (channel, BOTH)
 
 
 def check_text(text: Any) -> str:
@@ -70,6 +80,12 @@ def check_text(text: Any) -> str:
     if len(text) > MAX_TEXT_CHARS:
         raise QueryError(f"query text is {len(text)} characters; at most {MAX_TEXT_CHARS}")
     return text
+
+
+def check_match(match: Any) -> str:
+    if match not in MATCHES:
+        raise QueryError(f"match must be one of {', '.join(MATCHES)}, got {match!r}")
+    return match
 
 
 def check_threshold(threshold: Any) -> float:
@@ -103,11 +119,12 @@ class QueryStore:
     def list(self) -> list[Query]:
         return list(self._queries.values())
 
-    def add(self, text: Any, threshold: Any, scope: Scope) -> Query:
-        query = Query(secrets.token_hex(4), check_text(text), check_threshold(threshold), scope)
+    def add(self, text: Any, threshold: Any, scope: Scope, match: Any = ACOUSTIC) -> Query:
+        text, threshold, match = check_text(text), check_threshold(threshold), check_match(match)
+        query = Query(secrets.token_hex(4), text, threshold, scope, match)
         if len(self._queries) >= self.max_queries:
             raise QueryError(f"{self.max_queries} queries are registered already; remove one first")
-        vector = self._embedding([query.text])[0]
+        vector = self.embed([query.text])[0]
         self._save([*self._queries.values(), query])
         self._queries[query.id] = query
         self._vectors[query.id] = vector
@@ -121,15 +138,24 @@ class QueryStore:
         del self._queries[query_id], self._vectors[query_id]
         return query
 
-    def scores(self, embedding: np.ndarray, stream: str, role: str) -> list[tuple[Query, float]]:
-        """Each query whose scope covers the stream, with its score for the utterance's ``embedding``."""
-        chosen = [q for q in self._queries.values() if q.scope.covers(stream, role)]
+    def covers(self, stream: str, role: str, channel: str) -> bool:
+        """Whether any query scored on ``channel`` covers the stream (else its transcript needs no embedding)."""
+        return any(q.matches(channel) and q.scope.covers(stream, role) for q in self._queries.values())
+
+    def scores(
+        self, embedding: np.ndarray, stream: str, role: str, channel: str = ACOUSTIC
+    ) -> list[tuple[Query, float]]:
+        """Each query scored on ``channel`` whose scope covers the stream, with its score for ``embedding``
+        (the utterance's audio embedding, or its transcript's text embedding)."""
+        chosen = [q for q in self._queries.values() if q.matches(channel) and q.scope.covers(stream, role)]
         if not chosen:
             return []
         matrix = np.stack([self._vectors[q.id] for q in chosen])
         return [(q, float(s)) for q, s in zip(chosen, matrix @ embedding, strict=True)]
 
-    def _embedding(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised text-tower embeddings of ``texts`` (queries, or transcripts for lexical scoring);
+        may be called from another thread (the ASR worker's)."""
         if self._embed is None:
             raise QueryError("the daemon's bundle has no text tower, so it cannot embed new queries")
         vectors = np.asarray(self._embed(texts), dtype=np.float32).reshape(len(texts), -1)
@@ -157,13 +183,14 @@ class QueryStore:
                     check_text(entry["text"]),
                     check_threshold(entry["threshold"]),
                     Scope(**entry.get("scope", {})),
+                    check_match(entry.get("match", ACOUSTIC)),  # files from before lexical queries
                 )
                 for entry in entries
             ]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise QueryError(f"{path}: not a readable query file ({error})") from error
         if queries:
-            vectors = self._embedding([q.text for q in queries])
+            vectors = self.embed([q.text for q in queries])
             for query, vector in zip(queries, vectors, strict=True):
                 self._queries[query.id] = query
                 self._vectors[query.id] = vector

