@@ -17,7 +17,14 @@ Encoder = Annotated[str, typer.Option(help="Audio encoder: tiny.en (CPU bundle) 
 
 
 def train_command(
-    data: Annotated[Path, typer.Option(help="Corpus folder holding manifest.csv.", envvar="EMOSCRIBE_DATA")],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Corpus folder holding manifest.csv; repeat to train on several corpora at once (each with "
+            "its own label set). Adds to the config's `data`.",
+            envvar="EMOSCRIBE_DATA",
+        ),
+    ] = None,
     encoder: Encoder = "tiny.en",
     config: Annotated[Path | None, typer.Option(help="TOML file of training settings.")] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder (default runs/<encoder>).")] = None,
@@ -61,9 +68,12 @@ def train_command(
         where = training_device(device)
     except (TypeError, ValueError) as error:
         raise typer.BadParameter(str(error)) from error
+    folders = [Path(d) for d in train_config.data] + list(data or [])
+    if not folders:
+        raise typer.BadParameter("give --data (or `data` in the config): the corpus folder(s) to train on")
     torch.set_num_threads(os.cpu_count() or 1)
     out = out or Path("runs") / train_config.encoder
-    corpus = load_corpus(data, train_config, cache, where)
+    corpus = load_corpus(folders, train_config, cache, where)
     heads, top, fixed = fixed_split(corpus, train_config, out / "run")
     results = {
         "encoder": train_config.encoder,
