@@ -75,7 +75,7 @@ def _score_channel(
             truth += [labels.index(u.emotion) for u in chunk]
             alone += list(softmax(output.logits))
             if normaliser is not None:
-                _, logits, counts = normaliser.judge([speaker] * len(chunk), output.layer_stats)
+                _, logits, counts, _ = normaliser.judge([speaker] * len(chunk), output.layer_stats)
                 stream += list(softmax(logits))
                 references += counts.tolist()
         if normaliser is not None:

@@ -159,3 +159,18 @@ def test_training_config_takes_several_corpus_folders() -> None:
     assert config.data == ("a", "b")
     with pytest.raises(ValueError, match="datas"):
         TrainConfig.from_mapping({"datas": ["a"]})
+
+
+def test_the_exported_speaker_tower_adds_the_affect_output_only_for_heads_with_it() -> None:
+    from emoscribe.export.towers import SpeakerTower
+
+    for affect, outputs in ((True, 3), (False, 2)):
+        config = HeadConfig(
+            n_layers=2, d_audio=4, d_text=4, n_classes=8, speaker_normalisation=True, affect=affect
+        )
+        head = EmotionHeads(config).audio.eval()
+        stats = torch.randn(3, 2, 8)
+        got = SpeakerTower(head)(stats, torch.tensor([0.0, 2.0, 5.0]), torch.zeros(3, 2, 8), torch.ones(3, 2, 8))
+        assert len(got) == outputs
+        if affect:
+            assert got[2].shape == (3, 4) and bool((got[2][:, 2:] > 0).all()), "values, then positive spreads"

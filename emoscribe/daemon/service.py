@@ -181,7 +181,14 @@ class Service:
         shed = self.shedder.active
         baseline = self.baselines.baseline(pending.stream)
         description = self.describer.describe(
-            pending.cues, result.embedding, result.logits, baseline, result.reference, unfit or failed, shed
+            pending.cues,
+            result.embedding,
+            result.logits,
+            baseline,
+            result.reference,
+            unfit or failed,
+            shed,
+            result.affect,
         )
         if unfit is None:  # audio unfit to label moves neither the caller's baseline nor the speaker reference
             baseline.update(pending.cues)

@@ -60,10 +60,11 @@ class SpeakerNormaliser:
 
     def judge(
         self, speakers: Sequence[str | None], layer_stats: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Embeddings, logits and the earlier-utterance count of each row, each judged against its speaker's
-        moments as they were before it; then every row is folded into its speaker's moments, in row order. A
-        row without a speaker is judged against the population and remembered nowhere."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Embeddings, logits, the earlier-utterance count and (for a bundle with them) arousal and valence of
+        each row, each judged against its speaker's moments as they were before it; then every row is folded
+        into its speaker's moments, in row order. A row without a speaker is judged against the population and
+        remembered nowhere."""
         counts = np.zeros(len(speakers), dtype=np.float32)
         means = np.zeros_like(layer_stats, dtype=np.float32)
         variances = np.zeros_like(means)
@@ -79,8 +80,8 @@ class SpeakerNormaliser:
                 counts[row], means[row], variances[row] = moments.count, moments.mean, moments.var
                 moments.update(layer_stats[row].astype(np.float32))
         inputs = (layer_stats.astype(np.float32), counts, means, variances)
-        embeddings, logits = self.session.run(None, dict(zip(SPEAKER_INPUTS, inputs, strict=True)))
-        return embeddings, logits, counts.astype(np.int64)
+        embeddings, logits, *affect = self.session.run(None, dict(zip(SPEAKER_INPUTS, inputs, strict=True)))
+        return embeddings, logits, counts.astype(np.int64), affect[0] if affect else None
 
     def forget(self, speaker: str) -> None:
         with self._lock:
