@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from emoscribe.daemon.engine import Engine
-from emoscribe.daemon.speaker_reference import SpeakerNormaliser
+from emoscribe.daemon.speaker_reference import Normaliser
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Batcher:
         engine: Engine,
         config: BatchConfig,
         on_result: Callable[[Result], None],
-        normaliser: SpeakerNormaliser | None = None,
+        normaliser: Normaliser | None = None,
     ) -> None:
         self.engine = engine
         self.normaliser = normaliser
@@ -154,7 +154,8 @@ class Batcher:
                     raise RuntimeError("the engine returned no layer statistics to normalise by speaker")
                 speakers = [r.speaker for r in group]
                 embeddings, logits, counts, affect = self.normaliser.judge(speakers, output.layer_stats)
-                references = [int(c) for c in counts]
+                if counts is not None:
+                    references = [int(c) for c in counts]
         except Exception as error:  # one bad batch must not kill the worker
             log.exception("engine failed on a batch of %d", len(group))
             for request in group:

@@ -17,6 +17,7 @@ from emoscribe.daemon.abstention import AbstainSettings
 from emoscribe.daemon.batcher import BatchConfig
 from emoscribe.daemon.compliance import ComplianceSettings
 from emoscribe.daemon.engine import BACKENDS
+from emoscribe.daemon.population import PopulationSettings
 from emoscribe.daemon.roles import RoleSettings
 from emoscribe.daemon.rtp_streams import StreamPolicy
 from emoscribe.daemon.segmenter import SegmenterConfig
@@ -197,6 +198,7 @@ class DaemonConfig:
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     shedding: ShedSettings = field(default_factory=ShedSettings)
     summary: SummarySettings = field(default_factory=SummarySettings)
+    population: PopulationSettings = field(default_factory=PopulationSettings)
 
     def __post_init__(self) -> None:
         if self.workers < 1:

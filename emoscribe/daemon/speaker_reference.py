@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -20,6 +21,22 @@ from emoscribe.lru import LruTable
 MAX_SPEAKERS = 2_000
 """Streams whose moments are kept (each ``n_layers * 2d`` float32 pairs: 30 kB for tiny.en); beyond it the
 least recently heard is dropped. Ended streams are dropped at once, so this binds only streams left open."""
+
+
+class Normaliser(Protocol):
+    """What the batcher asks of a normaliser: per-stream speaker moments, or the node's population moments
+    (``emoscribe.daemon.population``)."""
+
+    def judge(
+        self, speakers: Sequence[str | None], layer_stats: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Embeddings, logits, earlier-utterance counts of each row's speaker (``None``: not by speaker) and
+        arousal/valence (``None``: the bundle has none)."""
+        ...
+
+    def forget(self, speaker: str) -> None:
+        """A stream ended."""
+        ...
 
 
 class RunningMoments:
