@@ -158,6 +158,9 @@ def eval_command(
     out: Annotated[Path | None, typer.Option(help="Report folder (default runs/eval/<bundle name>).")] = None,
     device: Annotated[str, typer.Option(help="auto, tensorrt, cuda or cpu (ONNX Runtime providers).")] = "cpu",
     seed: Annotated[int, typer.Option(help="Seeds the order each speaker's clips are heard in.")] = 0,
+    one_emotion_streams: Annotated[
+        bool, typer.Option(help="Hear each speaker's clips of each emotion as a stream of its own.")
+    ] = False,
 ) -> None:
     """Score a built bundle on a labelled corpus as the daemon runs it (clip alone and as the speaker's stream,
     clean and 8 kHz mu-law); writes results.json and report.md. Needs no torch."""
@@ -178,7 +181,7 @@ def eval_command(
     if not clips:
         raise typer.BadParameter(f"no clip of {data} matches corpus={corpus} speakers={speakers}")
     try:
-        channels = score_bundle(model, clips, device, seed)
+        channels = score_bundle(model, clips, device, seed, one_emotion_streams)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     results = {
@@ -186,7 +189,8 @@ def eval_command(
         "bundle_path": str(model.path),
         "command": shlex.join(["emoscribe", *sys.argv[1:]]),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}, {device}",
-        "selection": f"{data} corpus={corpus or 'all'} speakers={speakers or 'all'} seed={seed}",
+        "selection": f"{data} corpus={corpus or 'all'} speakers={speakers or 'all'} seed={seed}"
+        + (" one-emotion streams" if one_emotion_streams else ""),
         "labels": model.labels,
         "channels": channels,
     }

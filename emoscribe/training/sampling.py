@@ -21,8 +21,14 @@ from emoscribe.training.records import EMOTIONS, Record
 def balance_weights(records: Sequence[Record], rows: Sequence[int]) -> np.ndarray:
     """Probability of each of ``rows`` in a balanced draw: ``1 / (corpora * speakers of its corpus * its
     speaker's clips)``."""
-    corpus_of = [records[r].utterance.corpus for r in rows]
-    speaker_of = [records[r].utterance.speaker for r in rows]
+    return corpus_speaker_weights(
+        [records[r].utterance.corpus for r in rows], [records[r].utterance.speaker for r in rows]
+    )
+
+
+def corpus_speaker_weights(corpus_of: Sequence[str], speaker_of: Sequence[str]) -> np.ndarray:
+    """:func:`balance_weights` of rows given by their corpus and speaker (for fitting a model with sample
+    weights instead of drawing rows)."""
     clips = Counter(speaker_of)
     speakers = Counter(corpus for corpus, _ in {(c, s) for c, s in zip(corpus_of, speaker_of, strict=True)})
     weights = np.array(
