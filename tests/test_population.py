@@ -94,5 +94,5 @@ def test_the_config_section_is_checked(tmp_path: Path) -> None:
 
 def test_a_bundle_without_speaker_graph_cannot_normalise_by_population(tmp_path: Path) -> None:
     plain = load_bundle(make_fake_bundle(tmp_path / "plain"))
-    with pytest.raises(ValueError, match="speaker.onnx"):
+    with pytest.raises(ValueError, match=r"speaker\.onnx"):
         PopulationNormaliser(plain, PopulationSettings(enabled=True))
