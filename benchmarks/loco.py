@@ -313,9 +313,38 @@ def affect_figures(groups: dict[str, list[Utterance]], variants: dict, seed: int
     return out
 
 
+def markdown(results: dict) -> str:
+    """The tables of RESULTS.md: 4-class UAR / accuracy per held-out corpus and condition, then the affect
+    figures."""
+    held = results["held_out"]
+    channels = [k for k in next(iter(held.values())) if isinstance(next(iter(held.values()))[k], dict)]
+    lines = ["| held out | channel | condition | UAR | accuracy | n |", "| --- | --- | --- | --- | --- | --- |"]
+    for corpus, figures in held.items():
+        for channel in channels:
+            for condition, value in figures[channel].items():
+                rows = value.items() if condition == "one-emotion streams" else [(None, value)]
+                for name, m in rows:
+                    if not isinstance(m, dict):
+                        continue
+                    label = condition if name is None else f"one-emotion streams: {name}"
+                    cells = [corpus, channel, label, f"{100 * m['uar']:.1f} %", f"{100 * m['accuracy']:.1f} %"]
+                    lines.append("| " + " | ".join([*cells, str(m["n"])]) + " |")
+    lines += ["", "| held out | figure | value |", "| --- | --- | --- |"]
+    for corpus, figures in results["arousal"].items():
+        for name, value in figures.items():
+            if isinstance(value, dict) and "uar" in value:
+                shown = f"UAR {100 * value['uar']:.1f} %, accuracy {100 * value['accuracy']:.1f} %"
+            elif isinstance(value, dict):
+                shown = ", ".join(f"{k} r = {v:.2f}" for k, v in value.items())
+            else:
+                shown = f"r = {value:.2f}"
+            lines.append(f"| {corpus} | {name} | {shown} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, action="append", required=True, help="corpus folder (repeat)")
+    parser.add_argument("--data", type=Path, action="append", default=[], help="corpus folder (repeat)")
     parser.add_argument("--encoder", default="tiny.en")
     parser.add_argument("--cache", type=Path, default=Path("runs/cache"))
     parser.add_argument("--seed", type=int, default=0)
@@ -323,7 +352,11 @@ def main() -> None:
     parser.add_argument("--prosody", action="store_true", help="append the Praat cues to the statistics")
     parser.add_argument("--channels", default="clean,ulaw", help="channel variants: trained on all, each scored")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--markdown", type=Path, help="only print the tables of an earlier --json file")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text(encoding="utf-8"))))
+        return
     started = time.perf_counter()
     results = run(args)
     results |= {
@@ -335,6 +368,7 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print(markdown(results))
 
 
 if __name__ == "__main__":
