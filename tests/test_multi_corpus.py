@@ -174,3 +174,20 @@ def test_the_exported_speaker_tower_adds_the_affect_output_only_for_heads_with_i
         assert len(got) == outputs
         if affect:
             assert got[2].shape == (3, 4) and bool((got[2][:, 2:] > 0).all()), "values, then positive spreads"
+
+
+def test_the_shared_corpora_load_together_with_their_label_kinds() -> None:
+    from emoscribe.corpus import data_dir
+
+    folder = data_dir()
+    if folder is None or not (folder / "ased" / "manifest.csv").is_file() or not (folder / "baved").is_dir():
+        pytest.skip(
+            "corpus not available: set EMOSCRIBE_DATA to the folder holding manifest.csv, ased/ and baved/"
+        )
+    utterances = from_manifests([folder, folder / "ased", folder / "baved"])
+    kinds = {u.corpus: u.arousal_only for u in utterances}
+    assert kinds == {"ravdess": False, "tess": False, "ased": False, "baved": True}
+    classes = corpus_classes(utterances)
+    assert EMOTIONS.index("calm") in classes["ravdess"] and EMOTIONS.index("calm") not in classes["ased"]
+    assert {u.emotion for u in utterances if u.corpus == "baved"} == {"lowarousal", "neutral", "higharousal"}
+    assert all(u.path.is_file() for u in utterances[:: len(utterances) // 50])
