@@ -20,6 +20,9 @@ REQUIRED_FILES = ("audio.onnx", "prompts.npz")
 SPEAKER_MODEL = "speaker.onnx"
 STATS_OUTPUT = "layer_stats"
 """The audio tower's third output in a bundle that normalises by speaker: per-layer statistics of the clip."""
+AFFECT_OUTPUT = "affect"
+"""The last output of the audio tower (and of ``speaker.onnx``) in a bundle whose heads predict arousal and
+valence: ``(batch, 4)`` valence, arousal (-1…1), then the standard deviation the head expects of each."""
 SPEAKER_INPUTS = (STATS_OUTPUT, "reference_count", "reference_mean", "reference_var")
 """What ``speaker.onnx`` takes: the clip's statistics, and the count, mean and variance of the statistics of the
 speaker's earlier utterances (count 0: none, judged against the population)."""
@@ -65,6 +68,11 @@ class Bundle:
     @property
     def has_text_tower(self) -> bool:
         return "text.onnx" in self.manifest["files"]
+
+    @property
+    def has_affect(self) -> bool:
+        """Whether the audio tower outputs arousal and valence (bundles built before it did not)."""
+        return AFFECT_OUTPUT in self.manifest["input"]["outputs"]
 
     @property
     def speaker_horizon(self) -> int | None:

@@ -36,22 +36,29 @@ REFERENCE_BUCKETS = {"0": (0, 0), "1-2": (1, 2), "3-9": (3, 9), "10+": (10, np.i
 
 
 def score_bundle(
-    bundle: Bundle, utterances: Sequence[Utterance], device: str = "cpu", seed: int = 0
+    bundle: Bundle,
+    utterances: Sequence[Utterance],
+    device: str = "cpu",
+    seed: int = 0,
+    one_emotion: bool = False,
 ) -> list[dict]:
     """SER figures of ``utterances`` through each of :data:`CHANNELS`: each clip alone, and (for a bundle that
     normalises by speaker) heard as part of its speaker's stream, in the same order on every channel; clips of
-    emotions the bundle lacks are skipped and counted."""
+    emotions the bundle lacks are skipped and counted. With ``one_emotion`` every stream is one speaker's clips
+    of one emotion, as on a call where the caller stays angry: a speaker reference must not then drag the
+    published emotion toward neutral."""
     labels = bundle.labels
     kept = [u for u in utterances if u.emotion in labels]
     skipped = dict(Counter(u.emotion for u in utterances if u.emotion not in labels))
     if not kept:
         raise ValueError(f"no clip has an emotion the bundle knows ({', '.join(labels)})")
-    groups = _by_speaker(kept)
+    groups = _streams(kept, one_emotion)
     engine = OnnxEngine(bundle, device)
     normaliser = speaker_normaliser(bundle)
     out = []
     for channel in CHANNELS:
-        result = {"channel": channel, "clips": len(kept), "speakers": len(groups), "skipped": skipped}
+        result = {"channel": channel, "clips": len(kept), "speakers": len({u.speaker for u in kept})}
+        result |= {"streams": len(groups), "one_emotion_streams": one_emotion, "skipped": skipped}
         out.append(result | _score_channel(engine, normaliser, groups, labels, channel, seed))
     return out
 
@@ -75,7 +82,7 @@ def _score_channel(
             truth += [labels.index(u.emotion) for u in chunk]
             alone += list(softmax(output.logits))
             if normaliser is not None:
-                _, logits, counts = normaliser.judge([speaker] * len(chunk), output.layer_stats)
+                _, logits, counts, _ = normaliser.judge([speaker] * len(chunk), output.layer_stats)
                 stream += list(softmax(logits))
                 references += counts.tolist()
         if normaliser is not None:
@@ -95,6 +102,8 @@ def write_bundle_report(results: dict, out: Path) -> Path:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [f"# Bundle evaluation: {results['bundle']}", "", f"Command: `{results['command']}`  "]
     lines += [f"Machine: {results['machine']}", "", f"Clips: {results['selection']}", ""]
+    if results["channels"][0].get("one_emotion_streams"):
+        lines += ["Streams: each speaker's clips of one emotion (one-emotion streams).", ""]
     lines += ["| channel | clips | speakers | judged | accuracy | UAR | macro-F1 | ECE | mean confidence |"]
     lines += ["| --- " * 9 + "|"]
     for channel in results["channels"]:
@@ -141,10 +150,12 @@ def _plots(results: dict, out: Path) -> list[str]:
     return lines
 
 
-def _by_speaker(utterances: Sequence[Utterance]) -> dict[str, list[Utterance]]:
+def _streams(utterances: Sequence[Utterance], one_emotion: bool) -> dict[str, list[Utterance]]:
+    """The streams the clips are heard as: one per speaker, or one per speaker and emotion."""
     groups: dict[str, list[Utterance]] = defaultdict(list)
     for utterance in utterances:
-        groups[utterance.speaker].append(utterance)
+        key = f"{utterance.speaker}/{utterance.emotion}" if one_emotion else utterance.speaker
+        groups[key].append(utterance)
     return dict(sorted(groups.items()))
 
 

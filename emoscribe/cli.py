@@ -6,7 +6,7 @@ import typer
 
 from emoscribe.clients.dashboard.command import dashboard_command
 from emoscribe.clients.listen import listen_command
-from emoscribe.clients.query_command import query_app
+from emoscribe.clients.query_command import population_app, query_app
 from emoscribe.clients.record import record_command
 from emoscribe.cues.commands import cues_command, fit_bins_command, fit_grounding_command
 from emoscribe.daemon.commands import keys_command, run_command
@@ -23,6 +23,7 @@ app.command("run")(run_command)
 app.command("listen")(listen_command)
 app.command("keys")(keys_command)
 app.add_typer(query_app, name="query")
+app.add_typer(population_app, name="population")
 app.command("record")(record_command)
 app.command("dashboard")(dashboard_command)
 app.command("cues")(cues_command)

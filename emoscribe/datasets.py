@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
+from emoscribe.affect import is_arousal_corpus
 from emoscribe.corpus import VALIDATION_SPEAKERS, parse_ravdess_name, read_manifest
 from emoscribe.cues.vocabulary import normalise_emotion
 
@@ -29,7 +30,10 @@ class LayoutError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Utterance:
-    """One clip: where it is, who said it, with which (canonical) emotion, and what was said where known."""
+    """One clip: where it is, who said it, with which (canonical) emotion, and what was said where known.
+
+    With ``arousal_only`` the corpus labels arousal levels (``emotion`` is then ``lowarousal``, ``neutral`` or
+    ``higharousal``, see :mod:`emoscribe.affect`), which say nothing of the emotion category."""
 
     path: Path
     corpus: str
@@ -38,22 +42,45 @@ class Utterance:
     emotion: str
     text: str | None = None
     intensity: str | None = None
+    arousal_only: bool = False
 
 
 def from_manifest(folder: str | Path) -> list[Utterance]:
-    """The shared corpora, from ``folder/manifest.csv``."""
+    """The shared corpora, from ``folder/manifest.csv``; a corpus whose labels include an arousal level
+    (BAVED) is read as arousal-only."""
+    clips = read_manifest(folder)
+    labels: dict[str, set[str]] = {}
+    for clip in clips:
+        labels.setdefault(clip.corpus, set()).add(clip.emotion)
+    arousal = {corpus for corpus, names in labels.items() if is_arousal_corpus(names)}
     return [
         Utterance(
             path=clip.path,
             corpus=clip.corpus,
             speaker=clip.speaker,
             sex=clip.gender if clip.gender in ("male", "female") else None,
-            emotion=normalise_emotion(clip.emotion),
+            emotion=clip.emotion if clip.corpus in arousal else normalise_emotion(clip.emotion),
             text=clip.text or None,
             intensity=clip.intensity or None,
+            arousal_only=clip.corpus in arousal,
         )
-        for clip in read_manifest(folder)
+        for clip in clips
     ]
+
+
+def from_manifests(folders: Sequence[str | Path]) -> list[Utterance]:
+    """Several corpus folders read as one training set; a speaker id (corpus-prefixed) met in two folders is an
+    error, since every split is by speaker."""
+    out: list[Utterance] = []
+    owner: dict[str, Path] = {}
+    for folder in folders:
+        utterances = from_manifest(folder)
+        for speaker in {u.speaker for u in utterances}:
+            if speaker in owner:
+                raise ValueError(f"speaker {speaker} is in both {owner[speaker]} and {folder}")
+            owner[speaker] = Path(folder)
+        out += utterances
+    return out
 
 
 def _audio_files(root: Path, pattern: str, expected: str) -> list[Path]:

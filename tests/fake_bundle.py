@@ -4,7 +4,8 @@ Its audio tower maps two waveform statistics (mean |x| and RMS over the valid sa
 matrices to an L2-normalised embedding and SER logits: louder audio moves the logits, which tests can see.
 With ``speaker=True`` the tower also outputs those statistics as ``layer_stats`` ``(batch, 1, 2)``, and a
 ``speaker.onnx`` maps ``stats - count / (count + 1) * reference_mean`` through the same matrices, so what a
-stream heard before moves the outputs.
+stream heard before moves the outputs. With ``affect=True`` both towers also output ``affect`` ``(batch, 4)``:
+tanh of the same source through a random matrix (valence, arousal), then a sigmoid (their standard deviations).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from emoscribe.bundle import (
+    AFFECT_OUTPUT,
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
@@ -43,6 +45,26 @@ def _heads(source: str) -> list[onnx.NodeProto]:
     ]
 
 
+def _affect(source: str) -> list[onnx.NodeProto]:
+    """affect = [tanh(source @ A), sigmoid(source @ S)]."""
+    return [
+        helper.make_node("MatMul", [source, "A"], ["affect_raw"]),
+        helper.make_node("Tanh", ["affect_raw"], ["affect_value"]),
+        helper.make_node("MatMul", [source, "S"], ["affect_spread"]),
+        helper.make_node("Sigmoid", ["affect_spread"], ["affect_sd"]),
+        helper.make_node("Concat", ["affect_value", "affect_sd"], [AFFECT_OUTPUT], axis=1),
+    ]
+
+
+def _with_affect(nodes, outputs, initializers, source: str, affect: np.ndarray | None) -> None:
+    """Append the affect output to a graph being built, for a bundle with it."""
+    if affect is None:
+        return
+    nodes += _affect(source)
+    outputs.append(helper.make_tensor_value_info(AFFECT_OUTPUT, TensorProto.FLOAT, ["batch", 4]))
+    initializers += [numpy_helper.from_array(affect[:, :2], "A"), numpy_helper.from_array(affect[:, 2:], "S")]
+
+
 def _model(nodes, name: str, inputs, outputs, initializers) -> onnx.ModelProto:
     model = helper.make_model(
         helper.make_graph(nodes, name, inputs, outputs, initializers), opset_imports=[helper.make_opsetid("", 17)]
@@ -59,7 +81,7 @@ def _head_outputs() -> list[onnx.ValueInfoProto]:
     ]
 
 
-def _speaker_graph(w: np.ndarray, v: np.ndarray) -> onnx.ModelProto:
+def _speaker_graph(w: np.ndarray, v: np.ndarray, affect: np.ndarray | None = None) -> onnx.ModelProto:
     nodes = [
         helper.make_node("Add", ["reference_count", "one_float"], ["count_plus"]),
         helper.make_node("Div", ["reference_count", "count_plus"], ["weight"]),
@@ -84,10 +106,12 @@ def _speaker_graph(w: np.ndarray, v: np.ndarray) -> onnx.ModelProto:
         numpy_helper.from_array(np.array([-1, 2], dtype=np.int64), "flat"),
         numpy_helper.from_array(np.array(1e-6, dtype=np.float32), "eps"),
     ]
-    return _model(nodes, "fake_speaker_tower", inputs, _head_outputs(), initializers)
+    outputs = _head_outputs()
+    _with_affect(nodes, outputs, initializers, "centred", affect)
+    return _model(nodes, "fake_speaker_tower", inputs, outputs, initializers)
 
 
-def _audio_graph(w: np.ndarray, v: np.ndarray, speaker: bool) -> onnx.ModelProto:
+def _audio_graph(w: np.ndarray, v: np.ndarray, speaker: bool, affect: np.ndarray | None = None) -> onnx.ModelProto:
     """Heads over stats = [mean|x|, rms] over valid samples (and, with ``speaker``, stats as layer_stats)."""
     nodes = [
         helper.make_node("Shape", ["waveform"], ["shape"]),
@@ -122,6 +146,7 @@ def _audio_graph(w: np.ndarray, v: np.ndarray, speaker: bool) -> onnx.ModelProto
     if speaker:
         nodes.append(helper.make_node("Unsqueeze", ["stats", "axis1"], ["layer_stats"]))
         outputs.append(helper.make_tensor_value_info("layer_stats", TensorProto.FLOAT, ["batch", 1, 2]))
+    _with_affect(nodes, outputs, initializers, "stats", affect)
     inputs = [
         helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "length"]),
         helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]),
@@ -168,7 +193,7 @@ def _write_tokenizer(path: Path) -> int:
 
 
 def make_fake_bundle(
-    folder: Path, seed: int = 0, speaker: bool = False, horizon: int = 20, text: bool = False
+    folder: Path, seed: int = 0, speaker: bool = False, horizon: int = 20, text: bool = False, affect: bool = False
 ) -> Path:
     """Write a complete, checksummed bundle into ``folder``; with ``speaker``, one that normalises by speaker
     over ``horizon`` utterances; with ``text``, one with a text tower (a word-level tokenizer and a random
@@ -177,10 +202,11 @@ def make_fake_bundle(
     folder.mkdir(parents=True, exist_ok=True)
     w = rng.normal(size=(2, DIM)).astype(np.float32)
     v = rng.normal(size=(2, len(LABELS))).astype(np.float32) * 20
-    onnx.save(_audio_graph(w, v, speaker), str(folder / "audio.onnx"))
+    a = (rng.normal(size=(2, 4)) * 20).astype(np.float32) if affect else None
+    onnx.save(_audio_graph(w, v, speaker, a), str(folder / "audio.onnx"))
     files = ["audio.onnx", "prompts.npz"]
     if speaker:
-        onnx.save(_speaker_graph(w, v), str(folder / SPEAKER_MODEL))
+        onnx.save(_speaker_graph(w, v, a), str(folder / SPEAKER_MODEL))
         files.append(SPEAKER_MODEL)
     if text:
         words = _write_tokenizer(folder / "tokenizer.json")
@@ -216,5 +242,7 @@ def make_fake_bundle(
             "inputs": list(SPEAKER_INPUTS),
             "horizon": horizon,
         }
+    if affect:
+        manifest["input"]["outputs"].append(AFFECT_OUTPUT)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return folder

@@ -56,3 +56,20 @@ def test_eval_scores_each_clip_alone_and_as_its_speakers_stream(tmp_path: Path, 
     assert channels[0]["clips"] == 3 and "as_stream" not in channels[0], "a plain bundle judges clips alone"
     nothing = CliRunner().invoke(app, ["eval", "--data", str(data), "--bundle", str(plain), "--corpus", "none"])
     assert nothing.exit_code != 0 and "no clip" in nothing.output
+
+
+def test_eval_hears_one_emotion_streams(tmp_path: Path, demo_dir: Path) -> None:
+    """Each speaker's clips of one emotion as a stream: every demo speaker has one clip per emotion, so every
+    clip starts a stream and none is judged against another emotion's clips."""
+    bundle = make_fake_bundle(tmp_path / "bundle", speaker=True)
+    data = small_corpus(tmp_path / "data", demo_dir)
+    out = tmp_path / "report"
+    args = ["eval", "--data", str(data), "--bundle", str(bundle), "--out", str(out), "--one-emotion-streams"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    for channel in results["channels"]:
+        assert channel["one_emotion_streams"] and channel["streams"] == 6 and channel["speakers"] == 2
+        assert channel["as_stream_by_reference"]["0"]["n"] == 6, "no stream hears another emotion's clip"
+        assert channel["as_stream"]["ser"] == channel["clip_alone"]["ser"], "alone in its stream: the same"
+    assert "one-emotion streams" in (out / "report.md").read_text()

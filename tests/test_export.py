@@ -89,7 +89,7 @@ def test_daemon_engine_matches_torch_on_real_clips(built, demo_dir) -> None:
         assert np.abs(got.embeddings[i] - embedding[0].numpy()).max() <= PARITY_TOLERANCE
         assert np.abs(got.logits[i] - logits[0].numpy()).max() <= PARITY_TOLERANCE
     # one stream hearing the clips in turn: each judged against the ones before it, as training draws them
-    _, judged, counts = SpeakerNormaliser(load_bundle(path)).judge(["call"] * len(clips), got.layer_stats)
+    _, judged, counts, _ = SpeakerNormaliser(load_bundle(path)).judge(["call"] * len(clips), got.layer_stats)
     assert counts.tolist() == [0, 1, 2]
     earlier = got.layer_stats[:2]
     reference = tuple(torch.from_numpy(np.asarray(x, dtype=np.float32))[None] for x in (2, *moments(earlier)))

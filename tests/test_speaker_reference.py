@@ -44,15 +44,15 @@ def test_each_utterance_is_judged_against_the_streams_earlier_ones(speaker_bundl
     first = engine.infer(clips)
     assert first.layer_stats is not None and first.layer_stats.shape == (4, 1, 2)
     # a, b, a in one batch: the second "a" is judged against the first, which came before it in the batch
-    _, logits, counts = normaliser.judge(["a", "b", "a", None], first.layer_stats)
+    _, logits, counts, _ = normaliser.judge(["a", "b", "a", None], first.layer_stats)
     assert counts.tolist() == [0, 0, 1, 0]
     np.testing.assert_allclose(logits[[0, 1, 3]], first.logits[[0, 1, 3]], rtol=1e-4, atol=1e-4)
     assert not np.allclose(logits[2], first.logits[2]), "a known speaker moves the outputs"
     assert len(normaliser) == 2, "a row without a speaker is remembered nowhere"
-    _, _, counts = normaliser.judge(["a"] * 5, np.repeat(first.layer_stats[:1], 5, axis=0))
+    _, _, counts, _ = normaliser.judge(["a"] * 5, np.repeat(first.layer_stats[:1], 5, axis=0))
     assert counts.tolist() == [2, 3, 4, 4, 4], "references stop growing at the bundle's horizon"
     normaliser.forget("a")
-    _, _, counts = normaliser.judge(["a", "b"], first.layer_stats[:2])
+    _, _, counts, _ = normaliser.judge(["a", "b"], first.layer_stats[:2])
     assert counts.tolist() == [0, 1], "a stream that ended starts afresh; the others keep theirs"
 
 
@@ -62,7 +62,7 @@ def test_moments_are_bounded_by_dropping_the_least_recently_heard(speaker_bundle
     for speaker in ("a", "b", "c", "a", "d"):
         normaliser.judge([speaker], stats)
     assert len(normaliser) == 3
-    _, _, counts = normaliser.judge(["a", "b"], np.ones((2, 1, 2), dtype=np.float32))
+    _, _, counts, _ = normaliser.judge(["a", "b"], np.ones((2, 1, 2), dtype=np.float32))
     assert counts.tolist() == [2, 0], "b was the least recently heard and was dropped"
 
 

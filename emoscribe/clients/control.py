@@ -80,5 +80,9 @@ class ControlClient:
     def remove(self, query_id: str) -> dict[str, Any]:
         return self.request({"op": "remove", "id": query_id})["query"]
 
+    def reset_population(self) -> dict[str, Any]:
+        """Make the daemon forget its population moments (``[population]``)."""
+        return self.request({"op": "reset_population"})
+
     def close(self) -> None:
         self._socket.close()

@@ -1,4 +1,5 @@
-"""``emoscribe query add|list|remove``: manage a running daemon's run-time queries over its control socket."""
+"""``emoscribe query add|list|remove`` and ``emoscribe population reset``: a running daemon's run-time queries
+and population moments, over its control socket."""
 
 from __future__ import annotations
 
@@ -14,16 +15,17 @@ from emoscribe.clients.control import ControlClient, ControlError
 from emoscribe.messages import DEFAULT_CONTROL_ENDPOINT
 
 query_app = typer.Typer(help="Run-time queries of a running daemon (alerts when an utterance matches one).")
+population_app = typer.Typer(help="The population moments a running daemon judges utterances against.")
 
 Endpoint = Annotated[str, typer.Option(help="The daemon's control endpoint.")]
 
 
-def _call(endpoint: str, server_key: Path | None, client_key: Path | None, action) -> None:
+def _call(endpoint: str, server_key: Path | None, client_key: Path | None, action, command: str = "query") -> None:
     client = ControlClient(endpoint, **curve_options(server_key, client_key))
     try:
         print(json.dumps(action(client), indent=1))
     except ControlError as error:
-        print(f"emoscribe query: {error}", file=sys.stderr)
+        print(f"emoscribe {command}: {error}", file=sys.stderr)
         raise typer.Exit(1) from error
     finally:
         client.close()
@@ -63,3 +65,11 @@ def remove_command(
 ) -> None:
     """Remove a query; its open alerts end without a `leave` message."""
     _call(endpoint, server_key, client_key, lambda c: c.remove(query_id))
+
+
+@population_app.command("reset")
+def reset_population_command(
+    endpoint: Endpoint = DEFAULT_CONTROL_ENDPOINT, server_key: ServerKey = None, client_key: ClientKey = None
+) -> None:
+    """Forget the population moments (back to the bundle's priors), e.g. after moving a node to other lines."""
+    _call(endpoint, server_key, client_key, lambda c: c.reset_population(), "population")

@@ -21,6 +21,7 @@ from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine import open_engine
 from emoscribe.daemon.frontend import InProcess, Source, segmenter_factory
 from emoscribe.daemon.metrics import Metrics
+from emoscribe.daemon.population import PopulationNormaliser
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.queries import QueryError, QueryStore
 from emoscribe.daemon.roles import RoleSettings
@@ -69,7 +70,13 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
         threads=settings.threads,
     )
     engine.warm_up(config.batch.max_batch)
-    normaliser = speaker_normaliser(bundle, config.engine.speaker_normalisation)
+    if config.population.enabled:
+        try:
+            normaliser = PopulationNormaliser(bundle, config.population)
+        except ValueError as error:
+            raise ConfigError(f"population: {error}") from error
+    else:
+        normaliser = speaker_normaliser(bundle, config.engine.speaker_normalisation)
     describer = make_describer(config, bundle)
     try:
         queries = QueryStore(
@@ -96,11 +103,15 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
         control = ControlServer(config.control.endpoint, curve, zmq.Context.instance())
     transcriber = open_transcriber(config)
     log.info(
-        "bundle %s, engine %s (%s), speaker normalisation %s, publishing on %s",
+        "bundle %s, engine %s (%s), %s, publishing on %s",
         bundle.path,
         engine.providers,
         engine.variant,
-        f"over {bundle.speaker_horizon} utterances" if normaliser is not None else "off",
+        f"population normalisation over {config.population.horizon} utterances"
+        if isinstance(normaliser, PopulationNormaliser)
+        else f"speaker normalisation over {bundle.speaker_horizon} utterances"
+        if normaliser is not None
+        else "speaker normalisation off",
         publisher.endpoint,
     )
     return Service(config, engine, describer, publisher, metrics, normaliser, curve, queries, control, transcriber)

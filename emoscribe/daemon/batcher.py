@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from emoscribe.daemon.engine import Engine
-from emoscribe.daemon.speaker_reference import SpeakerNormaliser
+from emoscribe.daemon.speaker_reference import Normaliser
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ class Result:
     reference: int | None = None
     """Earlier utterances of the speaker the outputs were judged against; ``None`` without speaker
     normalisation."""
+    affect: np.ndarray | None = None
+    """Valence, arousal and their standard deviations, for a bundle that predicts them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ class Batcher:
         engine: Engine,
         config: BatchConfig,
         on_result: Callable[[Result], None],
-        normaliser: SpeakerNormaliser | None = None,
+        normaliser: Normaliser | None = None,
     ) -> None:
         self.engine = engine
         self.normaliser = normaliser
@@ -146,12 +148,14 @@ class Batcher:
         try:
             output = self.engine.infer([r.samples for r in group])
             embeddings, logits, references = output.embeddings, output.logits, [None] * len(group)
+            affect = output.affect
             if self.normaliser is not None:
                 if output.layer_stats is None:
                     raise RuntimeError("the engine returned no layer statistics to normalise by speaker")
                 speakers = [r.speaker for r in group]
-                embeddings, logits, counts = self.normaliser.judge(speakers, output.layer_stats)
-                references = [int(c) for c in counts]
+                embeddings, logits, counts, affect = self.normaliser.judge(speakers, output.layer_stats)
+                if counts is not None:
+                    references = [int(c) for c in counts]
         except Exception as error:  # one bad batch must not kill the worker
             log.exception("engine failed on a batch of %d", len(group))
             for request in group:
@@ -162,4 +166,14 @@ class Batcher:
         for row, request in enumerate(group):
             waited = started - request.enqueued
             outputs = (embeddings[row], logits[row])
-            self.on_result(Result(request, *outputs, waited, took, len(group), reference=references[row]))
+            self.on_result(
+                Result(
+                    request,
+                    *outputs,
+                    waited,
+                    took,
+                    len(group),
+                    reference=references[row],
+                    affect=None if affect is None else affect[row],
+                )
+            )

@@ -18,6 +18,7 @@ from emoscribe.daemon.asr import AsrSettings
 from emoscribe.daemon.batcher import BatchConfig
 from emoscribe.daemon.compliance import ComplianceSettings
 from emoscribe.daemon.engine import BACKENDS
+from emoscribe.daemon.population import PopulationSettings
 from emoscribe.daemon.roles import RoleSettings
 from emoscribe.daemon.rtp_streams import StreamPolicy
 from emoscribe.daemon.segmenter import SegmenterConfig
@@ -201,6 +202,7 @@ class DaemonConfig:
     shedding: ShedSettings = field(default_factory=ShedSettings)
     summary: SummarySettings = field(default_factory=SummarySettings)
     asr: AsrSettings = field(default_factory=AsrSettings)
+    population: PopulationSettings = field(default_factory=PopulationSettings)
 
     def __post_init__(self) -> None:
         if self.workers < 1:

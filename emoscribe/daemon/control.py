@@ -10,6 +10,8 @@ reply, a bad one included, and a bad one changes nothing. Requests:
   transcript's words, or each; acoustic when absent) → ``{"ok": true, "query": {...}}``
 - ``{"op": "list"}`` → ``{"ok": true, "queries": [...]}``
 - ``{"op": "remove", "id": ID}`` → ``{"ok": true, "query": {...}}``
+- ``{"op": "reset_population"}`` → ``{"ok": true, "dropped": N}``: forget the population moments
+  (``[population]``; an error where population normalisation is off)
 """
 
 from __future__ import annotations
@@ -33,18 +35,28 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 65_536
 """Larger messages make ZeroMQ drop the sender's connection before they reach the daemon."""
-FIELDS = {"add": {"op", "text", "threshold", "stream", "role", "match"}, "list": {"op"}, "remove": {"op", "id"}}
+FIELDS = {
+    "add": {"op", "text", "threshold", "stream", "role", "match"},
+    "list": {"op"},
+    "remove": {"op", "id"},
+    "reset_population": {"op"},
+}
 
 
 class QueryControl:
     """What each request does to the query store; transport-free, so it is tested on its own."""
 
     def __init__(
-        self, store: QueryStore, alerts: AlertTracker, open_streams: Callable[[], Collection[str]]
+        self,
+        store: QueryStore,
+        alerts: AlertTracker,
+        open_streams: Callable[[], Collection[str]],
+        reset_population: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.store = store
         self.alerts = alerts
         self.open_streams = open_streams
+        self.reset_population = reset_population
 
     def handle(self, request: Any) -> dict[str, Any]:
         try:
@@ -63,6 +75,10 @@ class QueryControl:
             raise QueryError(f"{op}: unknown field(s) {', '.join(unknown)}")
         if op == "list":
             return {"queries": [q.to_dict() for q in self.store.list()]}
+        if op == "reset_population":
+            if self.reset_population is None:
+                raise QueryError("population normalisation is off ([population] enabled = false)")
+            return self.reset_population()
         if op == "remove":
             query = self.store.remove(request.get("id"))
             self.alerts.forget_query(query.id)

@@ -3,14 +3,15 @@ the cues, prompts, tokens, caption."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
 
+from emoscribe.affect import affect_phrase
 from emoscribe.bundle import Bundle
 from emoscribe.cues.baseline import SpeakerBaseline
-from emoscribe.cues.binning import BinContext, QuantileBinner, SpeakerRelativeBinner
+from emoscribe.cues.binning import BinContext, QuantileBinner, SpeakerRelativeBinner, Token
 from emoscribe.cues.concepts import ConceptTokenizer
 from emoscribe.cues.grounding import GroundingModel
 from emoscribe.cues.model import Cues
@@ -68,11 +69,14 @@ class Describer:
         reference: int | None = None,
         withheld: str | None = None,
         shed: Collection[str] = (),
+        affect: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """The description fields of an ``utterance`` message. Without model outputs (bad audio, overload,
         engine failure: ``withheld`` says which) the emotion is ``null`` and the prompts are empty, but cues,
         tokens and caption still stand. ``baseline`` is the caller's before this utterance; ``shed`` may name
-        ``caption`` and ``prompts`` (prompt scoring), which are then left out."""
+        ``caption`` and ``prompts`` (prompt scoring), which are then left out. ``affect`` (valence, arousal and
+        their standard deviations, from a bundle that predicts them) adds ``emotion.valence``/``arousal`` and
+        their confidences, and the caption names a clear arousal or valence."""
         context = BinContext(baseline=baseline)
         tokens = self.binner.tokens(cues, context)
         pitch = tokens.get("pitch")
@@ -97,7 +101,7 @@ class Describer:
                 "confidence": float(posteriors[best]),
                 "posteriors": {label: float(p) for label, p in zip(self.labels, posteriors, strict=True)},
                 "speaker_reference": reference,
-            }
+            } | affect_fields(affect)
         if judged and "prompts" not in shed:
             scores = self.bank @ embedding
             if sex is not None:
@@ -117,7 +121,31 @@ class Describer:
             "tokens": {family: token.level for family, token in tokens.items()}
             | {f"{family}_vs_usual": token.level for family, token in relative.items()},
             "concepts": self.concepts.tokens(cues),
-            "caption": "" if "caption" in shed else describe_sentence(tokens, emotion["label"]),
+            "caption": "" if "caption" in shed else caption(tokens, emotion),
             "abstain_reason": withheld,
             "grounding": grounding,
         }
+
+
+def affect_fields(affect: np.ndarray | None) -> dict[str, float]:
+    """``valence`` and ``arousal`` (-1…1) with ``valence_confidence`` and ``arousal_confidence``: one minus the
+    standard deviation the head expects of its own value, clipped to 0…1; nothing for a bundle without them."""
+    if affect is None:
+        return {}
+    valence, arousal, valence_sd, arousal_sd = (float(v) for v in affect[:4])
+    return {
+        "valence": valence,
+        "arousal": arousal,
+        "valence_confidence": min(max(1.0 - valence_sd, 0.0), 1.0),
+        "arousal_confidence": min(max(1.0 - arousal_sd, 0.0), 1.0),
+    }
+
+
+def caption(tokens: Mapping[str, Token], emotion: dict[str, Any]) -> str:
+    """The cue sentence, with "(high arousal, negative valence)" before its full stop where the head gave
+    them and they are clear."""
+    sentence = describe_sentence(tokens, emotion["label"])
+    if "arousal" not in emotion:
+        return sentence
+    phrase = affect_phrase(emotion["arousal"], emotion.get("valence"))
+    return f"{sentence[:-1]} ({phrase})." if phrase else sentence

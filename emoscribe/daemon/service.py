@@ -34,11 +34,12 @@ from emoscribe.daemon.engine import Engine
 from emoscribe.daemon.frames import StreamInfo
 from emoscribe.daemon.frontend import COUNTED, Downstream, ReadyUtterance
 from emoscribe.daemon.metrics import Metrics
+from emoscribe.daemon.population import PopulationNormaliser
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.queries import LEXICAL, QueryStore
 from emoscribe.daemon.roles import Roles, RoleSettings
 from emoscribe.daemon.shedding import Shedder
-from emoscribe.daemon.speaker_reference import SpeakerNormaliser
+from emoscribe.daemon.speaker_reference import Normaliser
 from emoscribe.daemon.summary import CallSummary
 from emoscribe.daemon.transcriber import Transcriber
 from emoscribe.messages import (
@@ -88,7 +89,7 @@ class Service:
         describer: Describer,
         publisher: Publisher,
         metrics: Metrics,
-        normaliser: SpeakerNormaliser | None = None,
+        normaliser: Normaliser | None = None,
         curve: CurveServer | None = None,
         queries: QueryStore | None = None,
         control: ControlServer | None = None,
@@ -199,7 +200,14 @@ class Service:
         shed = self.shedder.active
         baseline = self.baselines.baseline(pending.stream)
         description = self.describer.describe(
-            pending.cues, result.embedding, result.logits, baseline, result.reference, unfit or failed, shed
+            pending.cues,
+            result.embedding,
+            result.logits,
+            baseline,
+            result.reference,
+            unfit or failed,
+            shed,
+            result.affect,
         )
         if unfit is None:  # audio unfit to label moves neither the caller's baseline nor the speaker reference
             baseline.update(pending.cues)
@@ -377,8 +385,7 @@ class Service:
         beat = asyncio.create_task(self._heartbeat(stop))
         joins = asyncio.create_task(self._serve_subscriptions(stop))
         if self.control is not None:
-            alerts = self.query_alerts
-            control = QueryControl(alerts.store, alerts.tracker, lambda: self.streams.keys())
+            control = self._query_control()
             counted = self.metrics.control_requests.labels
             chores = [
                 asyncio.create_task(self.control.serve(control, stop, lambda outcome: counted(outcome).inc()))
@@ -409,12 +416,20 @@ class Service:
             self._maybe_close(state)
         stop.set()
         await asyncio.gather(beat, joins, *chores)
+        if isinstance(self.normaliser, PopulationNormaliser):
+            self.normaliser.save()
         return drained
+
+    def _query_control(self) -> QueryControl:
+        """What control requests act on: the queries, and the population moments where they are kept."""
+        alerts = self.query_alerts
+        population = self.normaliser if isinstance(self.normaliser, PopulationNormaliser) else None
+        reset = None if population is None else population.reset
+        return QueryControl(alerts.store, alerts.tracker, lambda: self.streams.keys(), reset)
 
     async def _serve_control(self, server: ControlServer, stop: asyncio.Event) -> None:
         """Run-time queries: the control socket changes the store the utterances are scored against."""
-        alerts = self.query_alerts
-        control = QueryControl(alerts.store, alerts.tracker, lambda: self.streams.keys())
+        control = self._query_control()
         await server.serve(control, stop, lambda outcome: self.metrics.control_requests.labels(outcome).inc())
 
     async def _serve_subscriptions(self, stop: asyncio.Event) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -20,6 +21,22 @@ from emoscribe.lru import LruTable
 MAX_SPEAKERS = 2_000
 """Streams whose moments are kept (each ``n_layers * 2d`` float32 pairs: 30 kB for tiny.en); beyond it the
 least recently heard is dropped. Ended streams are dropped at once, so this binds only streams left open."""
+
+
+class Normaliser(Protocol):
+    """What the batcher asks of a normaliser: per-stream speaker moments, or the node's population moments
+    (``emoscribe.daemon.population``)."""
+
+    def judge(
+        self, speakers: Sequence[str | None], layer_stats: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Embeddings, logits, earlier-utterance counts of each row's speaker (``None``: not by speaker) and
+        arousal/valence (``None``: the bundle has none)."""
+        ...
+
+    def forget(self, speaker: str) -> None:
+        """A stream ended."""
+        ...
 
 
 class RunningMoments:
@@ -60,10 +77,11 @@ class SpeakerNormaliser:
 
     def judge(
         self, speakers: Sequence[str | None], layer_stats: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Embeddings, logits and the earlier-utterance count of each row, each judged against its speaker's
-        moments as they were before it; then every row is folded into its speaker's moments, in row order. A
-        row without a speaker is judged against the population and remembered nowhere."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Embeddings, logits, the earlier-utterance count and (for a bundle with them) arousal and valence of
+        each row, each judged against its speaker's moments as they were before it; then every row is folded
+        into its speaker's moments, in row order. A row without a speaker is judged against the population and
+        remembered nowhere."""
         counts = np.zeros(len(speakers), dtype=np.float32)
         means = np.zeros_like(layer_stats, dtype=np.float32)
         variances = np.zeros_like(means)
@@ -79,8 +97,8 @@ class SpeakerNormaliser:
                 counts[row], means[row], variances[row] = moments.count, moments.mean, moments.var
                 moments.update(layer_stats[row].astype(np.float32))
         inputs = (layer_stats.astype(np.float32), counts, means, variances)
-        embeddings, logits = self.session.run(None, dict(zip(SPEAKER_INPUTS, inputs, strict=True)))
-        return embeddings, logits, counts.astype(np.int64)
+        embeddings, logits, *affect = self.session.run(None, dict(zip(SPEAKER_INPUTS, inputs, strict=True)))
+        return embeddings, logits, counts.astype(np.int64), affect[0] if affect else None
 
     def forget(self, speaker: str) -> None:
         with self._lock:

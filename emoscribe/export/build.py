@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from emoscribe.audio import load_audio
 from emoscribe.bundle import (
+    AFFECT_OUTPUT,
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
@@ -88,12 +89,14 @@ def build(parts: Path, out: Path) -> Path:
     waveform, lengths = _pad(clips)
     audio_inputs = {"waveform": waveform, "lengths": lengths}
     normalises = heads.audio.reference is not None
-    audio_outputs = (*AUDIO_OUTPUTS, STATS_OUTPUT) if normalises else AUDIO_OUTPUTS
+    affect = (AFFECT_OUTPUT,) if heads.audio.affect is not None else ()
+    audio_outputs = (*AUDIO_OUTPUTS, *((STATS_OUTPUT,) if normalises else ()), *affect)
     parity = {"audio.onnx": export_checked(audio, audio_inputs, out / "audio.onnx", audio_outputs)}
     if normalises:
         speaker_inputs = _speaker_inputs(audio, waveform, lengths)
         speaker = SpeakerTower(heads.audio).eval()
-        parity[SPEAKER_MODEL] = export_checked(speaker, speaker_inputs, out / SPEAKER_MODEL, AUDIO_OUTPUTS)
+        speaker_outputs = (*AUDIO_OUTPUTS, *affect)
+        parity[SPEAKER_MODEL] = export_checked(speaker, speaker_inputs, out / SPEAKER_MODEL, speaker_outputs)
     fp16_variant(out / "audio.onnx", out / "audio.fp16.onnx")
     int8_variant(out / "audio.onnx", out / "audio.int8.onnx")
 

@@ -12,7 +12,8 @@ from emoscribe.training.whisper import LogMel, WhisperAudioEncoder
 
 class AudioTower(nn.Module):
     """16 kHz waveform batch ``(B, S)`` with sample ``lengths (B,)`` → L2-normalised embedding and SER logits;
-    for a speaker-normalising head also the per-layer statistics ``(B, n_layers, 2d)``, for :class:`SpeakerTower`.
+    for a speaker-normalising head also the per-layer statistics ``(B, n_layers, 2d)``, for :class:`SpeakerTower`,
+    and for a head with an arousal/valence output that output last (see :func:`affect_output`).
 
     The log-mel front end is inside the graph, so the daemon feeds PCM and needs no feature code of its own;
     padded rows are masked end to end, so a batch gives each utterance what it would get alone. ``pool`` is the
@@ -38,8 +39,18 @@ class AudioTower(nn.Module):
         hidden = self.encoder(mel, frame_mask)
         token_mask = frame_mask[:, ::2][:, : hidden[0].shape[1]]
         stats = layer_statistics(hidden, token_mask, self.pool)
-        embedding, logits = self.head(stats)
-        return (embedding, logits) if self.head.reference is None else (embedding, logits, stats)
+        outputs = self.head.hidden(stats)
+        extra = (stats,) if self.head.reference is not None else ()
+        return (*self.head.read(outputs), *extra, *affect_output(self.head, outputs))
+
+
+def affect_output(head: AudioHead, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``(valence, arousal, sd of valence, sd of arousal)`` as one ``(B, 4)`` output, or none for a head
+    without it."""
+    if head.affect is None:
+        return ()
+    mean, log_var = head.affect_outputs(hidden)
+    return (torch.cat([mean, (0.5 * log_var).exp()], dim=1),)
 
 
 class SpeakerTower(nn.Module):
@@ -54,8 +65,9 @@ class SpeakerTower(nn.Module):
 
     def forward(
         self, layer_stats: torch.Tensor, count: torch.Tensor, mean: torch.Tensor, var: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.head(layer_stats, (count, mean, var))
+    ) -> tuple[torch.Tensor, ...]:
+        hidden = self.head.hidden(layer_stats, (count, mean, var))
+        return (*self.head.read(hidden), *affect_output(self.head, hidden))
 
 
 class TextTower(nn.Module):

@@ -17,7 +17,14 @@ Encoder = Annotated[str, typer.Option(help="Audio encoder: tiny.en (CPU bundle) 
 
 
 def train_command(
-    data: Annotated[Path, typer.Option(help="Corpus folder holding manifest.csv.", envvar="EMOSCRIBE_DATA")],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Corpus folder holding manifest.csv; repeat to train on several corpora at once (each with "
+            "its own label set). Adds to the config's `data`.",
+            envvar="EMOSCRIBE_DATA",
+        ),
+    ] = None,
     encoder: Encoder = "tiny.en",
     config: Annotated[Path | None, typer.Option(help="TOML file of training settings.")] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder (default runs/<encoder>).")] = None,
@@ -61,9 +68,12 @@ def train_command(
         where = training_device(device)
     except (TypeError, ValueError) as error:
         raise typer.BadParameter(str(error)) from error
+    folders = [Path(d) for d in train_config.data] + list(data or [])
+    if not folders:
+        raise typer.BadParameter("give --data (or `data` in the config): the corpus folder(s) to train on")
     torch.set_num_threads(os.cpu_count() or 1)
     out = out or Path("runs") / train_config.encoder
-    corpus = load_corpus(data, train_config, cache, where)
+    corpus = load_corpus(folders, train_config, cache, where)
     heads, top, fixed = fixed_split(corpus, train_config, out / "run")
     results = {
         "encoder": train_config.encoder,
@@ -148,6 +158,9 @@ def eval_command(
     out: Annotated[Path | None, typer.Option(help="Report folder (default runs/eval/<bundle name>).")] = None,
     device: Annotated[str, typer.Option(help="auto, tensorrt, cuda or cpu (ONNX Runtime providers).")] = "cpu",
     seed: Annotated[int, typer.Option(help="Seeds the order each speaker's clips are heard in.")] = 0,
+    one_emotion_streams: Annotated[
+        bool, typer.Option(help="Hear each speaker's clips of each emotion as a stream of its own.")
+    ] = False,
 ) -> None:
     """Score a built bundle on a labelled corpus as the daemon runs it (clip alone and as the speaker's stream,
     clean and 8 kHz mu-law); writes results.json and report.md. Needs no torch."""
@@ -168,7 +181,7 @@ def eval_command(
     if not clips:
         raise typer.BadParameter(f"no clip of {data} matches corpus={corpus} speakers={speakers}")
     try:
-        channels = score_bundle(model, clips, device, seed)
+        channels = score_bundle(model, clips, device, seed, one_emotion_streams)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     results = {
@@ -176,7 +189,8 @@ def eval_command(
         "bundle_path": str(model.path),
         "command": shlex.join(["emoscribe", *sys.argv[1:]]),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}, {device}",
-        "selection": f"{data} corpus={corpus or 'all'} speakers={speakers or 'all'} seed={seed}",
+        "selection": f"{data} corpus={corpus or 'all'} speakers={speakers or 'all'} seed={seed}"
+        + (" one-emotion streams" if one_emotion_streams else ""),
         "labels": model.labels,
         "channels": channels,
     }

@@ -2,7 +2,9 @@
 
 Every split is by speaker. The fixed split holds out RAVDESS actors 17-20 and TESS YAF; cross-validation runs
 five folds of four RAVDESS actors (two male, two female) with TESS OAF always in training and TESS YAF never
-used; leave-one-corpus-out trains on one corpus and tests on the other over the emotions both have.
+used; leave-one-corpus-out holds each corpus out in turn, trains on all the others (each with its own label
+set) and scores the held-out one over the four emotions every categorical corpus has, or, for an arousal-level
+corpus, over its three arousal levels.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emoscribe.affect import AROUSAL_NAMES, arousal_level
 from emoscribe.corpus import VALIDATION_SPEAKERS
 from emoscribe.cues.binning import QuantileBinner
-from emoscribe.datasets import Utterance, from_manifest, speaker_folds
+from emoscribe.datasets import Utterance, from_manifests, speaker_folds
 from emoscribe.training.ct2 import find_packaged_whisper
 from emoscribe.training.evaluate import audio_outputs, evaluate, held_out_reference, reference_curve
 from emoscribe.training.features import FeatureSet, cached_features
 from emoscribe.training.frames import FrameSet, cached_frames
 from emoscribe.training.heads import EmotionHeads
-from emoscribe.training.metrics import classification_metrics, fit_temperature
-from emoscribe.training.records import EMOTIONS, Record, build_records, cached_cues
+from emoscribe.training.metrics import classification_metrics, fit_temperature, restricted_predictions
+from emoscribe.training.records import EMOTIONS, SHARED_CLASSES, Record, build_records, cached_cues
 from emoscribe.training.text import embed_texts, load_text_encoder
 from emoscribe.training.train import CPU, TextBank, TrainConfig, train_heads
 from emoscribe.training.tuning import EncoderTop, fine_tune, tuned_features
@@ -57,11 +60,13 @@ class Corpus:
         return [i for i, u in enumerate(self.utterances) if keep(u)]
 
 
-def load_corpus(data_dir: Path, config: TrainConfig, cache_dir: Path, device: torch.device = CPU) -> Corpus:
-    """Index the manifest, compute (or read cached) cues, prompts, encoder features and prompt embeddings, and
-    the frames that a config tuning the encoder's top needs; uncached features are encoded on ``device``,
-    where training will run too."""
-    utterances = from_manifest(data_dir)
+def load_corpus(
+    data: Path | Sequence[Path], config: TrainConfig, cache_dir: Path, device: torch.device = CPU
+) -> Corpus:
+    """Index the manifest(s) of one or several corpus folders, compute (or read cached) cues, prompts, encoder
+    features and prompt embeddings, and the frames that a config tuning the encoder's top needs; uncached
+    features are encoded on ``device``, where training will run too."""
+    utterances = from_manifests([data] if isinstance(data, str | Path) else list(data))
     cues = cached_cues(utterances, cache_dir)
     records = build_records(utterances, cues, QuantileBinner.default())
     encoder = load_ct2_encoder(find_packaged_whisper(config.encoder)).to(device)
@@ -172,16 +177,48 @@ def cross_validation(corpus: Corpus, config: TrainConfig) -> dict:
 
 
 def leave_one_corpus_out(corpus: Corpus, config: TrainConfig) -> dict:
-    """Train on RAVDESS, test on TESS, and the reverse, on the emotions both corpora have."""
-    shared = {u.emotion for u in corpus.utterances if u.corpus == "tess"} & {
-        u.emotion for u in corpus.utterances if u.corpus == "ravdess"
-    }
+    """Each corpus held out in turn, the model trained on every speaker of all the others: a categorical one
+    scored over :data:`SHARED_CLASSES` (clip alone and knowing ``SERVING_REFERENCE`` earlier clips of the
+    speaker), an arousal-level one by its three levels read from the arousal output."""
+    shared = [EMOTIONS.index(e) for e in SHARED_CLASSES]
     out = {}
-    for source, target in (("ravdess", "tess"), ("tess", "ravdess")):
-        train = corpus.rows(lambda u, s=source: u.corpus == s and u.emotion in shared)
-        test = corpus.rows(lambda u, t=target: u.corpus == t and u.emotion in shared)
-        out[f"{source}->{target}"] = _score(*train_model(corpus, train, config), corpus, {"test": test})["test"]
+    for held in sorted({u.corpus for u in corpus.utterances}):
+        train = corpus.rows(lambda u, h=held: u.corpus != h)
+        arousal_only = all(u.arousal_only for u in corpus.utterances if u.corpus == held)
+        test = np.array(
+            corpus.rows(lambda u, h=held: u.corpus == h and (u.arousal_only or u.emotion in SHARED_CLASSES))
+        )
+        if not train or test.size == 0:
+            continue
+        heads, top = train_model(corpus, train, config)
+        if arousal_only and heads.audio.affect is None:
+            continue
+        features = _features(corpus, top, test)
+        out[f"others->{held}"] = {}
+        for variant in EVALUATION_VARIANTS:
+            scores = {}
+            for clips in (0, SERVING_REFERENCE):
+                reference = held_out_reference(heads, features, corpus.records, test, variant, clips)
+                stats = torch.from_numpy(features.stats[variant][test].astype(np.float32))
+                scores[clips] = held_out_scores(heads, stats, reference, [corpus.records[r] for r in test], shared)
+            out[f"others->{held}"][variant] = {"ser": scores[0], "as_published": scores[SERVING_REFERENCE]}
     return out
+
+
+@torch.inference_mode()
+def held_out_scores(
+    heads: EmotionHeads, stats: torch.Tensor, reference, records: Sequence[Record], shared: Sequence[int]
+) -> dict:
+    """4-class metrics of categorical records, 3-level arousal metrics of arousal-only ones."""
+    hidden = heads.audio.hidden(stats, reference)
+    if records[0].label < 0:
+        arousal = heads.audio.affect_outputs(hidden)[0][:, 1].numpy()
+        truth = np.array([AROUSAL_NAMES.index(r.utterance.emotion) for r in records])
+        predicted = np.array([arousal_level(float(a)) for a in arousal])
+        return classification_metrics(truth, predicted, len(AROUSAL_NAMES))
+    logits = heads.audio.read(hidden)[1].numpy()
+    labels = np.array([r.label for r in records])
+    return classification_metrics(labels, restricted_predictions(logits, shared), len(EMOTIONS))
 
 
 def ablation(corpus: Corpus, config: TrainConfig) -> dict:
@@ -197,7 +234,7 @@ def linear_probe_floor(corpus: Corpus, steps: int = 500) -> dict:
 
     Trained on every non-validation speaker, scored on RAVDESS actors 17-20, clean and telephone.
     """
-    train = fixed_training_rows(corpus)
+    train = [r for r in fixed_training_rows(corpus) if corpus.records[r].label >= 0]
     test = corpus.rows(lambda u: u.corpus == "ravdess" and u.speaker in VALIDATION_SPEAKERS)
     x = torch.from_numpy(corpus.features.stats["clean"][:, -1].astype(np.float32))
     mean, sd = x[train].mean(0), x[train].std(0) + 1e-6

@@ -28,6 +28,8 @@ class HeadConfig:
     dropout: float = 0.3
     speaker_normalisation: bool = False
     """Standardise the statistics by the speaker's own (see :class:`SpeakerReference`) before pooling."""
+    affect: bool = False
+    """Also predict valence and arousal (-1…1) with their log-variances (see :class:`AudioHead`)."""
 
     def to_dict(self) -> dict[str, int | float]:
         return asdict(self)
@@ -129,6 +131,8 @@ class AudioHead(nn.Module):
         )
         self.classifier = nn.Linear(config.d_hidden, config.n_classes)
         self.projection = nn.Linear(config.d_hidden, config.d_joint)
+        self.affect = nn.Linear(config.d_hidden, 4) if config.affect else None
+        """``(valence, arousal)`` before tanh, then their log-variances: how sure the head is of each."""
         self.register_buffer("temperature", torch.tensor(1.0), persistent=False)
         """Divides the SER logits, so the posteriors are calibrated; fitted after training, kept in the parts'
         ``parts.json`` (``ser_temperature``), not in the weights."""
@@ -138,12 +142,25 @@ class AudioHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(batch, n_layers, 2d)`` → (L2-normalised joint embedding, SER logits); a head without speaker
         normalisation ignores ``reference``."""
+        return self.read(self.hidden(layer_stats, reference))
+
+    def read(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The joint embedding and SER logits of the shared representation."""
+        return F.normalize(self.projection(hidden), dim=-1), self.classifier(hidden) / self.temperature
+
+    def hidden(self, layer_stats: torch.Tensor, reference: Reference | None = None) -> torch.Tensor:
+        """The shared representation every output reads."""
         if self.reference is not None:
             layer_stats = self.reference(layer_stats, reference)
         weights = torch.softmax(self.layer_logits, dim=0)
-        pooled = self.norm(torch.einsum("bld,l->bd", layer_stats, weights))
-        hidden = self.body(pooled)
-        return F.normalize(self.projection(hidden), dim=-1), self.classifier(hidden) / self.temperature
+        return self.body(self.norm(torch.einsum("bld,l->bd", layer_stats, weights)))
+
+    def affect_outputs(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(valence, arousal)`` in -1…1 and their log-variances, each ``(batch, 2)``; needs ``affect``."""
+        if self.affect is None:
+            raise ValueError("these heads were trained without an arousal/valence output")
+        out = self.affect(hidden)
+        return torch.tanh(out[:, :2]), out[:, 2:].clamp(-9.0, 3.0)
 
 
 class TextHead(nn.Module):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from emoscribe.affect import affect_targets
 from emoscribe.cues.batch import files_cues
 from emoscribe.cues.binning import BinContext, Binner
 from emoscribe.cues.model import Cues
@@ -17,16 +18,26 @@ from emoscribe.datasets import Utterance
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 """The SER classes: RAVDESS's eight, which cover TESS's seven."""
 
+SHARED_CLASSES: tuple[str, ...] = ("angry", "happy", "neutral", "sad")
+"""The emotions every categorical corpus here labels: leave-one-corpus-out is scored over these."""
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One clip as training sees it; ``prompts[0]`` is the class-label prompt, the rest are acoustic prompts."""
+    """One clip as training sees it; ``prompts[0]`` is the class-label prompt, the rest are acoustic prompts.
+
+    ``label`` is -1 for an arousal-only clip (no class prompt then); ``classes`` are the emotions its corpus
+    labels, so a class the corpus lacks is never taught as a negative; ``valence``/``arousal`` are the
+    circumplex targets (``None`` where the label says nothing of that dimension)."""
 
     utterance: Utterance
     label: int
     cues: Cues
     prompts: tuple[str, ...]
     families: tuple[str, ...]
+    classes: frozenset[int] = frozenset(range(len(EMOTIONS)))
+    valence: float | None = None
+    arousal: float | None = None
 
 
 def cached_cues(utterances: Sequence[Utterance], cache_dir: Path) -> list[Cues]:
@@ -40,19 +51,35 @@ def cached_cues(utterances: Sequence[Utterance], cache_dir: Path) -> list[Cues]:
     return [Cues.from_dict(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def corpus_classes(utterances: Sequence[Utterance]) -> dict[str, frozenset[int]]:
+    """The emotion classes each corpus labels (none for an arousal-only corpus)."""
+    out: dict[str, set[int]] = {}
+    for u in utterances:
+        out.setdefault(u.corpus, set())
+        if not u.arousal_only:
+            out[u.corpus].add(EMOTIONS.index(u.emotion))
+    return {corpus: frozenset(classes) for corpus, classes in out.items()}
+
+
 def build_records(utterances: Sequence[Utterance], cues: Sequence[Cues], binner: Binner) -> list[Record]:
     """Label and prompt every utterance; the speaker's sex from the corpus picks the pitch bins."""
+    classes = corpus_classes(utterances)
     records = []
     for utterance, clip_cues in zip(utterances, cues, strict=True):
         tokens = binner.tokens(clip_cues, BinContext(sex=utterance.sex))
-        prompts = acoustic_prompts(tokens, utterance.emotion)
+        emotion = None if utterance.arousal_only else utterance.emotion
+        prompts = acoustic_prompts(tokens, emotion)
+        valence, arousal = affect_targets(utterance.emotion, utterance.arousal_only)
         records.append(
             Record(
                 utterance=utterance,
-                label=EMOTIONS.index(utterance.emotion),
+                label=-1 if emotion is None else EMOTIONS.index(emotion),
                 cues=clip_cues,
                 prompts=tuple(p.text for p in prompts),
                 families=tuple(p.family for p in prompts),
+                classes=classes[utterance.corpus],
+                valence=valence,
+                arousal=arousal,
             )
         )
     return records

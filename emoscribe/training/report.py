@@ -75,10 +75,16 @@ def _ser_table(results: dict) -> list[str]:
         )
     for name, by_variant in results.get("leave_one_corpus_out", {}).items():
         add(
-            f"leave one corpus out, {name} (shared emotions)",
+            f"leave one corpus out, {name}, clip alone (4 classes; arousal-level corpora: 3 levels)",
             by_variant["clean"]["ser"],
             by_variant["ulaw"]["ser"],
         )
+        if "as_published" in by_variant["clean"]:
+            add(
+                f"leave one corpus out, {name}, as published",
+                by_variant["clean"]["as_published"],
+                by_variant["ulaw"]["as_published"],
+            )
     for name, by_split in results.get("ablation", {}).items():
         ravdess = by_split["ravdess-17-20"]
         add(f"ablation: {name}, RAVDESS 17-20", ravdess["clean"]["ser"], ravdess["ulaw"]["ser"])

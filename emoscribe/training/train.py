@@ -24,9 +24,10 @@ from emoscribe.mappings import refuse_unknown_keys
 from emoscribe.training.device import mixed_precision
 from emoscribe.training.features import FeatureSet
 from emoscribe.training.heads import EmotionHeads, HeadConfig, Reference
-from emoscribe.training.objective import contrastive_loss, ser_loss
+from emoscribe.training.objective import affect_loss, contrastive_loss, ser_loss
 from emoscribe.training.records import EMOTIONS, Record
 from emoscribe.training.references import ReferenceSampler, fit_priors
+from emoscribe.training.sampling import Targets, batch_targets, epoch_order
 
 CPU = torch.device("cpu")
 
@@ -75,6 +76,15 @@ class TrainConfig:
     """Weight of the population priors in a reference, in utterances."""
     one_emotion_references: float = 0.3
     """Share of training references drawn from one emotion only, as a call's earlier utterances often are."""
+    data: tuple[str, ...] = ()
+    """Corpus folders trained on together (each with its ``manifest.csv``); ``--data`` adds to them."""
+    balanced_sampling: bool = True
+    """Draw each epoch's rows so that every corpus, and every speaker within it, weighs the same
+    (``emoscribe.training.sampling``); off: each clip once per epoch."""
+    affect: bool = True
+    """Also train valence and arousal (circumplex targets, arousal-level corpora for arousal alone)."""
+    affect_weight: float = 0.5
+    """Weight of the arousal/valence likelihood in the objective."""
 
     def __post_init__(self) -> None:
         if self.adapter_rank < 0 or (self.adapter_rank and not self.unfreeze_layers):
@@ -89,6 +99,8 @@ class TrainConfig:
     @classmethod
     def from_mapping(cls, data: dict) -> TrainConfig:
         refuse_unknown_keys(cls, data, "training setting(s)")
+        if "data" in data:
+            data = {**data, "data": tuple(str(d) for d in data["data"])}
         return replace(cls(), **data)
 
 
@@ -126,6 +138,7 @@ def train_heads(
             d_hidden=config.d_hidden,
             dropout=config.dropout,
             speaker_normalisation=config.speaker_normalisation,
+            affect=config.affect,
         )
     )
     sampler = None
@@ -139,12 +152,11 @@ def train_heads(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=steps)
     start = _resume(run_dir, config, heads, optimiser, schedule)
     writer = SummaryWriter(str(run_dir / "tensorboard")) if run_dir else None
-    labels = torch.tensor([r.label for r in records], device=device)
     prompts = bank.embeddings.to(device)
     rng = np.random.default_rng([config.seed, start])
     for epoch in trange(start, config.epochs, desc="epochs", initial=start, total=config.epochs, leave=False):
         heads.train()
-        order = rng.permutation(np.asarray(train))
+        order = epoch_order(records, train, config.balanced_sampling, rng)
         totals = np.zeros(3)
         for begin in range(0, len(order), config.batch_size):
             rows = order[begin : begin + config.batch_size]
@@ -156,10 +168,11 @@ def train_heads(
             if sampler is not None:
                 drawn = sample_references(sampler, features, rows, variants, config, rng)
                 reference = tuple(t.to(device) for t in drawn)
-            columns, positives = training_pairs(bank, records, rows, config, rng)
+            columns, positives, valid = training_pairs(bank, records, rows, config, rng)
+            targets = batch_targets(records, rows).to(device)
             with mixed_precision(device, config.mixed_precision):
                 loss, clap, ser = batch_loss(
-                    heads, audio, prompts[columns], positives, labels[rows], config, reference
+                    heads, audio, prompts[columns], positives, valid, targets, config, reference
                 )
             optimiser.zero_grad()
             loss.backward()
@@ -180,16 +193,22 @@ def batch_loss(
     audio: torch.Tensor,
     prompts: torch.Tensor,
     positives: torch.Tensor,
-    labels: torch.Tensor,
+    valid: torch.Tensor,
+    targets: Targets,
     config: TrainConfig,
     reference: Reference | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The training objective of one batch: weighted sum, contrastive part and SER part."""
-    audio_joint, logits = heads.audio(audio, reference)
+    """The training objective of one batch: weighted sum, contrastive part and SER part (plus, for heads with
+    it, the arousal/valence likelihood)."""
+    hidden = heads.audio.hidden(audio, reference)
+    audio_joint, logits = heads.audio.read(hidden)
     similarity = heads.similarity(audio_joint, heads.text(prompts))
-    clap = contrastive_loss(similarity, positives.to(similarity.device))
-    ser = ser_loss(logits, labels, config.label_smoothing)
-    return config.contrastive_weight * clap + config.ser_weight * ser, clap, ser
+    clap = contrastive_loss(similarity, positives.to(similarity.device), valid.to(similarity.device))
+    ser = ser_loss(logits, targets.labels, config.label_smoothing, targets.classes)
+    loss = config.contrastive_weight * clap + config.ser_weight * ser
+    if heads.audio.affect is not None:
+        loss = loss + config.affect_weight * affect_loss(*heads.audio.affect_outputs(hidden), targets.affect)
+    return loss, clap, ser
 
 
 def sample_references(
@@ -226,18 +245,24 @@ def batch_variants(features: FeatureSet, n: int, telephone: float, rng: np.rando
 
 def training_pairs(
     bank: TextBank, records: Sequence[Record], rows: np.ndarray, config: TrainConfig, rng: np.random.Generator
-) -> tuple[list[int], torch.Tensor]:
-    """One prompt drawn per row (the class-label prompt without prompt augmentation): the batch's distinct
-    prompts as bank indices, and which of them truly describe each row ``(rows, prompts)``."""
+) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """One prompt drawn per row (the class-label prompt without prompt augmentation; none for a row without
+    prompts): the batch's distinct prompts as bank indices, which of them truly describe each row
+    ``(rows, prompts)``, and which pairs count at all: a prompt naming an emotion the row's corpus never labels
+    is no negative for it."""
     chosen = [
-        bank.index[records[r].prompts[rng.integers(len(records[r].prompts))]]
-        if config.prompt_augmentation
-        else bank.index[records[r].prompts[0]]
+        bank.index[records[r].prompts[rng.integers(len(records[r].prompts)) if config.prompt_augmentation else 0]]
         for r in rows
+        if records[r].prompts
     ]
     columns = sorted(set(chosen))
     prompt_sets = [{bank.index[p] for p in records[r].prompts} for r in rows]
-    return columns, torch.tensor([[c in prompts for c in columns] for prompts in prompt_sets])
+    named = {bank.index[p]: records[r].label for r in rows for p in records[r].prompts if records[r].label >= 0}
+    positives = torch.tensor([[c in prompts for c in columns] for prompts in prompt_sets], dtype=torch.bool)
+    valid = torch.tensor(
+        [[c not in named or named[c] in records[r].classes for c in columns] for r in rows], dtype=torch.bool
+    )
+    return columns, positives.view(len(rows), len(columns)), valid.view(len(rows), len(columns))
 
 
 def _seed(seed: int) -> None:

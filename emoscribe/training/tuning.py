@@ -31,6 +31,7 @@ from emoscribe.training.frames import FrameSet
 from emoscribe.training.heads import AttentiveStatistics, EmotionHeads, layer_statistics
 from emoscribe.training.records import Record
 from emoscribe.training.references import ReferenceSampler, fit_priors
+from emoscribe.training.sampling import batch_targets, epoch_order
 from emoscribe.training.train import (
     CPU,
     TextBank,
@@ -131,7 +132,6 @@ def fine_tune(
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, [g["lr"] for g in optimiser.param_groups], total_steps=steps, pct_start=0.1
     )
-    labels = torch.tensor([r.label for r in records], device=device)
     prompts = bank.embeddings.to(device)
     rng = np.random.default_rng([config.seed, config.epochs])
     sampler = ReferenceSampler(records, train) if heads.audio.reference is not None else None
@@ -139,7 +139,7 @@ def fine_tune(
         seen = _refit_references(heads, top, features, frames, records, train, config) if sampler else None
         heads.train()
         top.train()
-        order = rng.permutation(np.asarray(train))
+        order = epoch_order(records, train, config.balanced_sampling, rng)
         for begin in range(0, len(order), config.batch_size):
             rows = order[begin : begin + config.batch_size]
             variants = batch_variants(features, len(rows), config.telephone_probability, rng)
@@ -149,10 +149,13 @@ def fine_tune(
             if sampler is not None:
                 drawn = sample_references(sampler, seen, rows, variants, config, rng)
                 reference = tuple(t.to(device) for t in drawn)
-            columns, positives = training_pairs(bank, records, rows, config, rng)
+            columns, positives, valid = training_pairs(bank, records, rows, config, rng)
+            targets = batch_targets(records, rows).to(device)
             with mixed_precision(device, config.mixed_precision):
                 audio = torch.cat([torch.from_numpy(lower).float().to(device), top(hidden, mask)], dim=1)
-                loss, _, _ = batch_loss(heads, audio, prompts[columns], positives, labels[rows], config, reference)
+                loss, _, _ = batch_loss(
+                    heads, audio, prompts[columns], positives, valid, targets, config, reference
+                )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from emoscribe.bundle import STATS_OUTPUT, Bundle
+from emoscribe.bundle import AFFECT_OUTPUT, STATS_OUTPUT, Bundle
 from emoscribe.daemon.engine.protocol import EngineOutput
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class OnnxEngine:
         else:
             values = self.session.run(None, {"waveform": waveform, "lengths": lengths})
         named = dict(zip(self.outputs, values, strict=True))
-        return EngineOutput(named["embedding"], named["logits"], named.get(STATS_OUTPUT))
+        return EngineOutput(named["embedding"], named["logits"], named.get(STATS_OUTPUT), named.get(AFFECT_OUTPUT))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed run-time queries with the bundle's text tower; tokenised like training (``tokenizers``)."""

@@ -12,11 +12,13 @@ import numpy as np
 @dataclass(frozen=True, slots=True)
 class EngineOutput:
     """Per utterance, in input order: L2-normalised embeddings ``(n, d)`` and SER logits ``(n, classes)`` of the
-    clip alone, and for a bundle that normalises by speaker the layer statistics ``(n, n_layers, 2d)``."""
+    clip alone, for a bundle that normalises by speaker the layer statistics ``(n, n_layers, 2d)``, and for one
+    that predicts them arousal and valence ``(n, 4)`` (see ``emoscribe.bundle.AFFECT_OUTPUT``)."""
 
     embeddings: np.ndarray
     logits: np.ndarray
     layer_stats: np.ndarray | None = None
+    affect: np.ndarray | None = None
 
 
 class Engine(Protocol):

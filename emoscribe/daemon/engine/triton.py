@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emoscribe.bundle import STATS_OUTPUT, Bundle
+from emoscribe.bundle import AFFECT_OUTPUT, STATS_OUTPUT, Bundle
 from emoscribe.daemon.engine.onnx_local import pad_batch
 from emoscribe.daemon.engine.protocol import EngineOutput
 from emoscribe.export.triton import (
@@ -111,7 +111,9 @@ class TritonEngine:
             for name in self.outputs:
                 named[name].append(result.as_numpy(name))
         joined = {name: np.concatenate(parts) for name, parts in named.items()}
-        return EngineOutput(joined["embedding"], joined["logits"], joined.get(STATS_OUTPUT))
+        return EngineOutput(
+            joined["embedding"], joined["logits"], joined.get(STATS_OUTPUT), joined.get(AFFECT_OUTPUT)
+        )
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Tokenised here as in training (``tokenizers``), embedded by the server's text tower."""
