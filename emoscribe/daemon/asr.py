@@ -11,8 +11,6 @@ utterances of many streams, so a GPU node that wants more throughput runs a larg
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -20,6 +18,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from emoscribe.daemon.queue_worker import QueueWorker
 from emoscribe.daemon.transcriber import Heard, Transcriber
 
 log = logging.getLogger(__name__)
@@ -121,7 +120,7 @@ class Done:
     error: str | None = None
 
 
-class AsrWorker:
+class AsrWorker(QueueWorker[Job]):
     """The thread that transcribes; results go to ``on_done`` in that thread (the service hands them back to
     its event loop)."""
 
@@ -136,38 +135,13 @@ class AsrWorker:
         self.transcriber = transcriber
         self.on_done = on_done
         self.embed = embed
-        self._queue: queue.Queue[Job | None] = queue.Queue(max_queue)
-        self._thread = threading.Thread(target=self._run, name="asr", daemon=True)
-        self.refused = 0
-
-    @property
-    def depth(self) -> int:
-        return self._queue.qsize()
-
-    def start(self) -> None:
-        self._thread.start()
+        super().__init__(max_queue, "asr")
 
     def submit(self, job: Job) -> bool:
-        """Queue ``job``; ``False`` (and counted in :attr:`refused`) when the queue is full."""
-        try:
-            self._queue.put_nowait(replace(job, queued=time.perf_counter()))
-        except queue.Full:
-            self.refused += 1
-            return False
-        return True
+        """Queue ``job``, stamped with the time it was queued."""
+        return super().submit(replace(job, queued=time.perf_counter()))
 
-    def stop(self, deadline_s: float) -> bool:
-        """Finish what is queued within ``deadline_s``; ``True`` if the worker got through it."""
-        if not self._thread.is_alive():
-            return True
-        try:
-            self._queue.put(None, timeout=deadline_s)
-        except queue.Full:
-            return False
-        self._thread.join(deadline_s)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
+    def _work(self) -> None:
         while (job := self._queue.get()) is not None:
             self.on_done(self._transcribe(job))
 

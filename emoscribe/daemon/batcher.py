@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from emoscribe.daemon.engine import Engine
+from emoscribe.daemon.queue_worker import QueueWorker
 from emoscribe.daemon.speaker_reference import Normaliser
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class BatchConfig:
             raise ValueError(f"invalid batching settings: {self}")
 
 
-class Batcher:
+class Batcher(QueueWorker[Request]):
     """Runs ``engine`` (then ``normaliser``, if given) on batches and hands each :class:`Result` to
     ``on_result`` (in the worker thread)."""
 
@@ -79,38 +79,7 @@ class Batcher:
         self.normaliser = normaliser
         self.config = config
         self.on_result = on_result
-        self._queue: queue.Queue[Request | None] = queue.Queue(maxsize=config.max_queue)
-        self._thread = threading.Thread(target=self._work, name="emoscribe-batcher", daemon=True)
-        self.refused = 0
-
-    @property
-    def depth(self) -> int:
-        return self._queue.qsize()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, request: Request) -> bool:
-        """Queue an utterance; ``False`` (and counted) when the queue is full."""
-        try:
-            self._queue.put_nowait(request)
-        except queue.Full:
-            self.refused += 1
-            return False
-        return True
-
-    def stop(self, timeout: float) -> bool:
-        """Finish what is queued, then stop; ``False`` if that took longer than ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while self._thread.is_alive():
-            try:
-                self._queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
-                break
-            except queue.Full:
-                if time.monotonic() >= deadline:
-                    return False
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        return not self._thread.is_alive()
+        super().__init__(config.max_queue, "emoscribe-batcher")
 
     def _work(self) -> None:
         while True:
