@@ -22,7 +22,7 @@ from machine import describe_machine
 
 from emoscribe.datasets import speaker_folds
 from emoscribe.training.evaluate import evaluate
-from emoscribe.training.experiment import SERVING_REFERENCE, load_corpus, train_model
+from emoscribe.training.experiment import load_corpus, published_reference, train_model
 from emoscribe.training.train import TrainConfig
 
 
@@ -50,9 +50,10 @@ def main() -> None:
             train = corpus.rows(lambda u, keep=chosen: u.speaker in keep or u.speaker == "tess-OAF")
             test = corpus.rows(lambda u, held=fold: u.speaker in held)
             heads, _ = train_model(corpus, train, config)
-            report = evaluate(
-                heads, corpus.features, corpus.bank, corpus.records, test, reference_clips=SERVING_REFERENCE
+            reference = published_reference(
+                heads, config, corpus.features, corpus.records, np.asarray(test), "clean"
             )
+            report = evaluate(heads, corpus.features, corpus.bank, corpus.records, test, "clean", reference)
             accuracies.append(100 * report["ser"]["accuracy"])
         values = np.array(accuracies)
         print(

@@ -29,6 +29,9 @@ speaker's earlier utterances (count 0: none, judged against the population)."""
 PARTS = Path(__file__).parent / "export" / "parts"
 """Committed trained parts, one folder per default bundle; ``emoscribe export`` builds bundles from them."""
 
+REFERENCES = ("speaker", "population")
+"""What a bundle's ``speaker.onnx`` judges an utterance against (``speaker_normalisation.reference``)."""
+
 _SCHEMA: dict[str, type | tuple[type, ...]] = {
     "format": str,
     "format_version": int,
@@ -73,6 +76,13 @@ class Bundle:
     def has_affect(self) -> bool:
         """Whether the audio tower outputs arousal and valence (bundles built before it did not)."""
         return AFFECT_OUTPUT in self.manifest["input"]["outputs"]
+
+    @property
+    def reference(self) -> str | None:
+        """What ``speaker.onnx`` was trained to judge against: ``speaker`` (a stream's earlier utterances) or
+        ``population`` (every stream of a node); ``None`` for a bundle without it. Older bundles: speaker."""
+        section = self.manifest.get("speaker_normalisation")
+        return None if section is None else section.get("reference", "speaker")
 
     @property
     def speaker_horizon(self) -> int | None:
@@ -141,6 +151,10 @@ def _check_schema(manifest: Any, source: Path) -> None:
             raise BundleError(f"{source}: 'speaker_normalisation' needs a positive integer 'horizon'")
         if SPEAKER_MODEL not in manifest["files"]:
             raise BundleError(f"{source}: 'speaker_normalisation' is set but {SPEAKER_MODEL} is not listed")
+        if speaker.get("reference", "speaker") not in REFERENCES:
+            raise BundleError(
+                f"{source}: 'speaker_normalisation.reference' must be one of {', '.join(REFERENCES)}"
+            )
 
 
 def cache_root() -> Path:

@@ -1,6 +1,7 @@
 """Scoring a built bundle on any labelled corpus the way the daemon runs it: ONNX Runtime, and each speaker's clips
 heard as one stream, in a seeded random order, so a speaker-normalising bundle knows 0, 1, 2, ... earlier
-utterances as it would on a call. Every figure comes clean and through 8 kHz G.711 mu-law.
+utterances as it would on a call, and a population-normalising one (``[population]``) has heard every stream
+before. Every figure comes clean and through 8 kHz G.711 mu-law, each channel a fresh node.
 
 This is the check for corpora nobody trained on (a folder with a ``manifest.csv``): it needs the bundle and the
 daemon's dependencies, not torch or a training cache.
@@ -19,7 +20,9 @@ from emoscribe.audio import load_audio
 from emoscribe.bundle import Bundle
 from emoscribe.daemon.describe import softmax
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
-from emoscribe.daemon.speaker_reference import SpeakerNormaliser, speaker_normaliser
+from emoscribe.daemon.normalisation import open_normaliser
+from emoscribe.daemon.population import PopulationSettings
+from emoscribe.daemon.speaker_reference import Normaliser
 from emoscribe.datasets import Utterance
 from emoscribe.telephony import telephone
 from emoscribe.training.metrics import calibration, classification_metrics, confusion
@@ -43,7 +46,7 @@ def score_bundle(
     one_emotion: bool = False,
 ) -> list[dict]:
     """SER figures of ``utterances`` through each of :data:`CHANNELS`: each clip alone, and (for a bundle that
-    normalises by speaker) heard as part of its speaker's stream, in the same order on every channel; clips of
+    normalises) heard as part of its speaker's stream, in the same order on every channel; clips of
     emotions the bundle lacks are skipped and counted. With ``one_emotion`` every stream is one speaker's clips
     of one emotion, as on a call where the caller stays angry: a speaker reference must not then drag the
     published emotion toward neutral."""
@@ -54,18 +57,19 @@ def score_bundle(
         raise ValueError(f"no clip has an emotion the bundle knows ({', '.join(labels)})")
     groups = _streams(kept, one_emotion)
     engine = OnnxEngine(bundle, device)
-    normaliser = speaker_normaliser(bundle)
     out = []
     for channel in CHANNELS:
+        normaliser = open_normaliser(bundle, True, PopulationSettings())
         result = {"channel": channel, "clips": len(kept), "speakers": len({u.speaker for u in kept})}
         result |= {"streams": len(groups), "one_emotion_streams": one_emotion, "skipped": skipped}
+        result["judged_against"] = None if normaliser is None else type(normaliser).__name__
         out.append(result | _score_channel(engine, normaliser, groups, labels, channel, seed))
     return out
 
 
 def _score_channel(
     engine: OnnxEngine,
-    normaliser: SpeakerNormaliser | None,
+    normaliser: Normaliser | None,
     groups: dict[str, list[Utterance]],
     labels: list[str],
     channel: str,
@@ -84,15 +88,16 @@ def _score_channel(
             if normaliser is not None:
                 _, logits, counts, _ = normaliser.judge([speaker] * len(chunk), output.layer_stats)
                 stream += list(softmax(logits))
-                references += counts.tolist()
+                references += [] if counts is None else counts.tolist()
         if normaliser is not None:
             normaliser.forget(speaker)
     truth_array = np.array(truth)
     result = {"clip_alone": _figures(truth_array, np.array(alone), len(labels))}
     if normaliser is not None:
         result["as_stream"] = _figures(truth_array, np.array(stream), len(labels))
-        predicted = np.array(stream).argmax(1)
-        result["as_stream_by_reference"] = _by_reference(truth_array, predicted, np.array(references))
+        if references:  # by speaker: how many of the speaker's utterances each was judged against
+            predicted = np.array(stream).argmax(1)
+            result["as_stream_by_reference"] = _by_reference(truth_array, predicted, np.array(references))
     return result
 
 
@@ -104,6 +109,8 @@ def write_bundle_report(results: dict, out: Path) -> Path:
     lines += [f"Machine: {results['machine']}", "", f"Clips: {results['selection']}", ""]
     if results["channels"][0].get("one_emotion_streams"):
         lines += ["Streams: each speaker's clips of one emotion (one-emotion streams).", ""]
+    if judged := results["channels"][0].get("judged_against"):
+        lines += [f"As a stream, each clip judged by {judged} (the daemon's choice for this bundle).", ""]
     lines += ["| channel | clips | speakers | judged | accuracy | UAR | macro-F1 | ECE | mean confidence |"]
     lines += ["| --- " * 9 + "|"]
     for channel in results["channels"]:

@@ -193,11 +193,18 @@ def _write_tokenizer(path: Path) -> int:
 
 
 def make_fake_bundle(
-    folder: Path, seed: int = 0, speaker: bool = False, horizon: int = 20, text: bool = False, affect: bool = False
+    folder: Path,
+    seed: int = 0,
+    speaker: bool = False,
+    horizon: int = 20,
+    text: bool = False,
+    affect: bool = False,
+    reference: str = "speaker",
 ) -> Path:
-    """Write a complete, checksummed bundle into ``folder``; with ``speaker``, one that normalises by speaker
-    over ``horizon`` utterances; with ``text``, one with a text tower (a word-level tokenizer and a random
-    word-embedding table) that embeds run-time queries."""
+    """Write a complete, checksummed bundle into ``folder``; with ``speaker``, one that normalises over
+    ``horizon`` utterances against ``reference`` (a stream's speaker, or the node's population); with
+    ``text``, one with a text tower (a word-level tokenizer and a random word-embedding table) that embeds
+    run-time queries."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     w = rng.normal(size=(2, DIM)).astype(np.float32)
@@ -241,6 +248,7 @@ def make_fake_bundle(
             "model": SPEAKER_MODEL,
             "inputs": list(SPEAKER_INPUTS),
             "horizon": horizon,
+            "reference": reference,
         }
     if affect:
         manifest["input"]["outputs"].append(AFFECT_OUTPUT)

@@ -18,7 +18,7 @@ from test_daemon_trust import Script, bundle, leg, of, play  # noqa: F401  (bund
 
 from emoscribe.daemon.alerts import AlertTracker
 from emoscribe.daemon.app import make_describer, open_transcriber
-from emoscribe.daemon.asr import AsrSettings, Switch
+from emoscribe.daemon.asr import AsrSettings
 from emoscribe.daemon.config import ConfigError, DaemonConfig, load_config
 from emoscribe.daemon.control import QueryControl
 from emoscribe.daemon.engine.onnx_local import OnnxEngine
@@ -27,6 +27,7 @@ from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.queries import QueryStore, Scope
 from emoscribe.daemon.service import Service
 from emoscribe.daemon.shedding import SHED_ORDER, BudgetSettings, Shedder, ShedSettings
+from emoscribe.daemon.switch import Switch
 from emoscribe.daemon.transcriber import MISSING_EXTRA, Transcriber
 from emoscribe.messages import Transcript, from_payload, json_schema
 from emoscribe.wer import word_error_rate as wer

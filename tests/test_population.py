@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 from fake_bundle import make_fake_bundle
 
-from emoscribe.bundle import load_bundle
+from emoscribe.bundle import BundleError, load_bundle
 from emoscribe.daemon.alerts import AlertTracker
 from emoscribe.daemon.config import ConfigError, load_config
 from emoscribe.daemon.control import QueryControl
+from emoscribe.daemon.normalisation import open_normaliser
 from emoscribe.daemon.population import PopulationNormaliser, PopulationSettings
 from emoscribe.daemon.queries import QueryStore
 from emoscribe.daemon.speaker_reference import SpeakerNormaliser
+from emoscribe.daemon.switch import Switch
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def _stats(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_every_stream_shares_the_moments_and_is_judged_against_them(bundle) -> None:
-    population = PopulationNormaliser(bundle, PopulationSettings(enabled=True))
+    population = PopulationNormaliser(bundle, PopulationSettings(enabled=Switch("true")))
     stats = _stats(3)
     _, logits, counts, _ = population.judge(["a", "b", "a"], stats)
     assert counts is None, "no speaker count is claimed"
@@ -42,14 +44,14 @@ def test_every_stream_shares_the_moments_and_is_judged_against_them(bundle) -> N
 
 
 def test_the_moments_forget_past_the_horizon(bundle) -> None:
-    population = PopulationNormaliser(bundle, PopulationSettings(enabled=True, horizon=3))
+    population = PopulationNormaliser(bundle, PopulationSettings(enabled=Switch("true"), horizon=3))
     population.judge([None] * 10, _stats(10))
     assert population.count == 3
 
 
 def test_moments_survive_a_restart_atomically_and_reset_forgets_them(bundle, tmp_path: Path) -> None:
     file = tmp_path / "state" / "population.npz"
-    settings = PopulationSettings(enabled=True, file=str(file), save_every=4)
+    settings = PopulationSettings(enabled=Switch("true"), file=str(file), save_every=4)
     first = PopulationNormaliser(bundle, settings)
     first.judge(["a"] * 3, _stats(3))
     assert not file.exists(), "written every save_every utterances"
@@ -71,7 +73,7 @@ def test_a_file_of_another_bundle_is_refused(bundle, tmp_path: Path) -> None:
     file = tmp_path / "population.npz"
     np.savez(file, count=3, mean=np.zeros((2, 5), np.float32), var=np.ones((2, 5), np.float32))
     with pytest.raises(ValueError, match="another bundle"):
-        PopulationNormaliser(bundle, PopulationSettings(enabled=True, file=str(file)))
+        PopulationNormaliser(bundle, PopulationSettings(enabled=Switch("true"), file=str(file)))
 
 
 def test_reset_without_population_normalisation_is_an_error_reply() -> None:
@@ -83,7 +85,7 @@ def test_the_config_section_is_checked(tmp_path: Path) -> None:
     path = tmp_path / "daemon.toml"
     path.write_text('[population]\nenabled = true\nfile = "/var/lib/emoscribe/population.npz"\nhorizon = 300\n')
     config = load_config(path, environ={})
-    assert config.population.enabled and config.population.horizon == 300
+    assert config.population.enabled == "true" and config.population.horizon == 300
     path.write_text("[population]\nhorizn = 300\n")
     with pytest.raises(ConfigError, match="horizn"):
         load_config(path, environ={})
@@ -95,4 +97,40 @@ def test_the_config_section_is_checked(tmp_path: Path) -> None:
 def test_a_bundle_without_speaker_graph_cannot_normalise_by_population(tmp_path: Path) -> None:
     plain = load_bundle(make_fake_bundle(tmp_path / "plain"))
     with pytest.raises(ValueError, match=r"speaker\.onnx"):
-        PopulationNormaliser(plain, PopulationSettings(enabled=True))
+        PopulationNormaliser(plain, PopulationSettings(enabled=Switch("true")))
+
+
+@pytest.mark.parametrize(
+    ("trained_for", "enabled", "speaker_normalisation", "expected"),
+    [
+        ("population", "auto", True, PopulationNormaliser),
+        ("population", "auto", False, PopulationNormaliser),
+        ("speaker", "auto", True, SpeakerNormaliser),
+        ("speaker", "auto", False, type(None)),
+        ("speaker", "true", True, PopulationNormaliser),
+        ("population", "false", True, SpeakerNormaliser),
+        ("population", "false", False, type(None)),
+    ],
+)
+def test_the_daemon_judges_against_what_the_bundle_was_trained_for_unless_told_otherwise(
+    tmp_path: Path, trained_for: str, enabled: str, speaker_normalisation: bool, expected: type
+) -> None:
+    bundle = load_bundle(make_fake_bundle(tmp_path / "b", speaker=True, reference=trained_for))
+    assert bundle.reference == trained_for
+    settings = PopulationSettings(enabled=Switch(enabled))
+    assert type(open_normaliser(bundle, speaker_normalisation, settings)) is expected
+
+
+def test_a_bundle_naming_an_unknown_reference_is_refused(tmp_path: Path) -> None:
+    folder = make_fake_bundle(tmp_path / "b", speaker=True, reference="cohort")
+    with pytest.raises(BundleError, match="reference"):
+        load_bundle(folder)
+
+
+def test_population_is_auto_by_default_and_typos_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.toml"
+    path.write_text("")
+    assert load_config(path, environ={}).population.enabled == "auto"
+    path.write_text("[population]\nenabled = 'sometimes'\n")
+    with pytest.raises(ConfigError, match="enabled"):
+        load_config(path, environ={})

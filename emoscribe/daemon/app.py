@@ -21,6 +21,7 @@ from emoscribe.daemon.describe import Describer
 from emoscribe.daemon.engine import open_engine
 from emoscribe.daemon.frontend import InProcess, Source, segmenter_factory
 from emoscribe.daemon.metrics import Metrics
+from emoscribe.daemon.normalisation import open_normaliser
 from emoscribe.daemon.population import PopulationNormaliser
 from emoscribe.daemon.publisher import Publisher
 from emoscribe.daemon.queries import QueryError, QueryStore
@@ -28,7 +29,6 @@ from emoscribe.daemon.roles import RoleSettings
 from emoscribe.daemon.service import Producer, Service
 from emoscribe.daemon.shards import ShardPool
 from emoscribe.daemon.sources import is_rtp, open_sources, rtp_address
-from emoscribe.daemon.speaker_reference import speaker_normaliser
 from emoscribe.daemon.transcriber import MissingExtraError, Transcriber
 from emoscribe.daemon.udp_sockets import bind_udp, ssrc_socket_group
 from emoscribe.messages import Message
@@ -70,13 +70,10 @@ def build_service(config: DaemonConfig, echo: Callable[[Message], None] | None =
         threads=settings.threads,
     )
     engine.warm_up(config.batch.max_batch)
-    if config.population.enabled:
-        try:
-            normaliser = PopulationNormaliser(bundle, config.population)
-        except ValueError as error:
-            raise ConfigError(f"population: {error}") from error
-    else:
-        normaliser = speaker_normaliser(bundle, config.engine.speaker_normalisation)
+    try:
+        normaliser = open_normaliser(bundle, config.engine.speaker_normalisation, config.population)
+    except ValueError as error:
+        raise ConfigError(f"population: {error}") from error
     describer = make_describer(config, bundle)
     try:
         queries = QueryStore(

@@ -14,11 +14,11 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from emoscribe.daemon.queue_worker import QueueWorker
+from emoscribe.daemon.switch import AUTO, Switch
 from emoscribe.daemon.transcriber import Heard, Transcriber
 
 log = logging.getLogger(__name__)
@@ -26,27 +26,6 @@ log = logging.getLogger(__name__)
 AUTO_KINDS = frozenset({"mic"})
 """The source kinds ``enabled = "auto"`` transcribes: a microphone is one speaker at a time, which one core
 transcribes in real time; many RTP legs are not (see benchmarks/RESULTS.md, "Transcripts")."""
-
-
-class Switch(str):
-    """A setting that is ``true``, ``false`` or ``auto``; TOML booleans and the usual words are taken."""
-
-    WORDS: ClassVar[dict[str, str]] = {
-        **dict.fromkeys(("true", "on", "yes", "1"), "true"),
-        **dict.fromkeys(("false", "off", "no", "0"), "false"),
-        "auto": "auto",
-    }
-
-    @classmethod
-    def parse(cls, value: Any) -> Self:
-        if isinstance(value, bool):
-            return cls("true" if value else "false")
-        if isinstance(value, str) and value.lower() in cls.WORDS:
-            return cls(cls.WORDS[value.lower()])
-        raise ValueError(f"expected true, false or 'auto', got {value!r}")
-
-
-AUTO = Switch("auto")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ import numpy as np
 from emoscribe.bundle import SPEAKER_INPUTS, SPEAKER_MODEL, Bundle
 from emoscribe.daemon.engine.onnx_local import open_session
 from emoscribe.daemon.speaker_reference import RunningMoments
+from emoscribe.daemon.switch import AUTO, Switch
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ log = logging.getLogger(__name__)
 class PopulationSettings:
     """The ``[population]`` section."""
 
-    enabled: bool = False
-    """Judge every utterance against the node's population moments instead of its stream's speaker moments."""
+    enabled: Switch = AUTO
+    """Judge every utterance against the node's population moments instead of its stream's speaker moments:
+    ``auto`` where the bundle was trained so (``emoscribe.daemon.normalisation``), ``true``, ``false``."""
     file: str = ""
     """Where the moments persist across restarts (empty: memory only)."""
     horizon: int = 5000

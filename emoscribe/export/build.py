@@ -156,6 +156,7 @@ def build(parts: Path, out: Path) -> Path:
             "model": SPEAKER_MODEL,
             "inputs": list(SPEAKER_INPUTS),
             "horizon": spec["speaker_normalisation"]["horizon"],
+            "reference": spec["speaker_normalisation"].get("reference", "speaker"),
         }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     load_bundle(out)

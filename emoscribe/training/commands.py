@@ -40,6 +40,9 @@ def train_command(
         ),
     ] = False,
     device: Annotated[str, typer.Option(help="auto (the GPU if torch sees one), cpu or cuda.")] = "auto",
+    threads: Annotated[
+        int, typer.Option(help="CPU threads of torch; 0: one per core (fewer where other jobs share the cores).")
+    ] = 0,
 ) -> None:
     """Train the heads on frozen encoder features (then, if configured, the encoder's top with them) and evaluate
     them speaker-independently; the fixed split's model is kept as parts in <out>/parts-fixed-split."""
@@ -71,7 +74,7 @@ def train_command(
     folders = [Path(d) for d in train_config.data] + list(data or [])
     if not folders:
         raise typer.BadParameter("give --data (or `data` in the config): the corpus folder(s) to train on")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     out = out or Path("runs") / train_config.encoder
     corpus = load_corpus(folders, train_config, cache, where)
     heads, top, fixed = fixed_split(corpus, train_config, out / "run")

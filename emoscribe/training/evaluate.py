@@ -78,12 +78,11 @@ def evaluate(
     records: Sequence[Record],
     rows: Sequence[int],
     variant: str = "clean",
-    reference_clips: int = 0,
+    reference: Reference | None = None,
 ) -> dict:
-    """All figures for ``rows`` read from feature ``variant``, a speaker-normalised model knowing
-    ``reference_clips`` other clips of each speaker; JSON-ready."""
+    """All figures for ``rows`` read from feature ``variant``, judged against ``reference`` (a normalising
+    model's: see ``emoscribe.training.experiment.published_reference``); JSON-ready."""
     rows = np.asarray(rows)
-    reference = held_out_reference(heads, features, records, rows, variant, reference_clips)
     joint, logits = audio_outputs(heads, features.stats[variant][rows], reference)
     labels = np.array([records[r].label for r in rows])
     present = sorted(set(labels.tolist()))

@@ -24,9 +24,10 @@ from emoscribe.training.ct2 import find_packaged_whisper
 from emoscribe.training.evaluate import audio_outputs, evaluate, held_out_reference, reference_curve
 from emoscribe.training.features import FeatureSet, cached_features
 from emoscribe.training.frames import FrameSet, cached_frames
-from emoscribe.training.heads import EmotionHeads
+from emoscribe.training.heads import EmotionHeads, Reference
 from emoscribe.training.metrics import classification_metrics, fit_temperature, restricted_predictions
 from emoscribe.training.records import EMOTIONS, SHARED_CLASSES, Record, build_records, cached_cues
+from emoscribe.training.references import streamed_references
 from emoscribe.training.text import embed_texts, load_text_encoder
 from emoscribe.training.train import CPU, TextBank, TrainConfig, train_heads
 from emoscribe.training.tuning import EncoderTop, fine_tune, tuned_features
@@ -38,8 +39,13 @@ CALIBRATION_REFERENCES = (0, 3, 10, 20)
 """Reference sizes the calibration pools, so the temperature fits a call's first utterances and its later ones."""
 
 SERVING_REFERENCE = 10
-"""Other clips of the speaker a speaker-normalised model knows in the headline figures: the daemon's position
-after ten utterances of a call. ``ser_by_reference`` gives the rest of the curve."""
+"""Other clips of the speaker a speaker-normalised model knows in the headline figures of the fixed split and
+cross-validation: the daemon's position after ten utterances of a call. ``ser_by_reference`` gives the rest of
+the curve; leave-one-corpus-out streams every clip as the daemon would instead."""
+
+NEUTRAL_SHARE = 0.7
+"""Of the unbalanced held-out mix: a call center's traffic is mostly neutral, and population moments learnt
+on it must not then mistake neutral for the population's mean of everything."""
 
 
 @dataclass(slots=True)
@@ -100,17 +106,87 @@ def _features(corpus: Corpus, top: EncoderTop | None, rows: Sequence[int]) -> Fe
     return tuned_features(corpus.features, corpus.frames[top.input_layer], top, rows, EVALUATION_VARIANTS)
 
 
-def _score(heads: EmotionHeads, top: EncoderTop | None, corpus: Corpus, tests: dict[str, list[int]]) -> dict:
+def _score(
+    heads: EmotionHeads, top: EncoderTop | None, corpus: Corpus, config: TrainConfig, tests: dict[str, list[int]]
+) -> dict:
     """Every figure of every test set, clean and through the telephone channel."""
     out: dict[str, dict] = {}
     for name, rows in tests.items():
         features = _features(corpus, top, rows)
         out[name] = {}
         for variant in EVALUATION_VARIANTS:
-            report = evaluate(heads, features, corpus.bank, corpus.records, rows, variant, SERVING_REFERENCE)
-            if heads.audio.reference is not None:
+            reference = published_reference(heads, config, features, corpus.records, np.asarray(rows), variant)
+            report = evaluate(heads, features, corpus.bank, corpus.records, rows, variant, reference)
+            if heads.audio.reference is not None and config.reference == "speaker":
                 report["ser_by_reference"] = reference_curve(heads, features, corpus.records, rows, variant)
             out[name][variant] = report
+    return out
+
+
+def published_reference(
+    heads: EmotionHeads,
+    config: TrainConfig,
+    features: FeatureSet,
+    records: Sequence[Record],
+    rows: np.ndarray,
+    variant: str,
+) -> Reference | None:
+    """What each test row is judged against when published: for population references, the running moments of
+    all the test rows heard in a seeded interleaved order; for speaker references, ``SERVING_REFERENCE`` other
+    clips of the speaker; none for a model without references."""
+    if heads.audio.reference is None:
+        return None
+    if config.reference == "population":
+        order = np.random.default_rng(0).permutation(len(rows))
+        return streamed_references(features, rows, variant, order, np.zeros(len(rows)), config.population_horizon)
+    return held_out_reference(heads, features, records, rows, variant, SERVING_REFERENCE)
+
+
+def streamed(
+    heads: EmotionHeads,
+    config: TrainConfig,
+    features: FeatureSet,
+    rows: np.ndarray,
+    variant: str,
+    order: np.ndarray,
+    streams: np.ndarray,
+) -> Reference | None:
+    """References of ``rows`` heard in ``order`` on ``streams`` by the daemon: one node-wide set of moments for
+    population references, one per stream for speaker references."""
+    if heads.audio.reference is None:
+        return None
+    if config.reference == "population":
+        return streamed_references(features, rows, variant, order, np.zeros(len(rows)), config.population_horizon)
+    return streamed_references(features, rows, variant, order, streams, config.max_reference)
+
+
+def stream_cases(records: Sequence[Record], seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """How the held-out clips reach the daemon, each case as (positions kept, order, stream ids):
+    ``as_published`` every speaker a stream, all streams interleaved; ``neutral_70`` the same with clips
+    dropped so that neutral is ``NEUTRAL_SHARE`` of them; ``one_emotion_streams`` each (speaker, emotion) a
+    stream, played one after another (the caller who stays angry for the whole call)."""
+    rng = np.random.default_rng(seed)
+    n = len(records)
+    speakers = {s: i for i, s in enumerate(sorted({r.utterance.speaker for r in records}))}
+    by_speaker = np.array([speakers[r.utterance.speaker] for r in records])
+    out = {"as_published": (np.arange(n), rng.permutation(n), by_speaker)}
+    labels = np.array([r.label for r in records])
+    if labels[0] < 0:
+        return out
+    neutral = np.flatnonzero(labels == EMOTIONS.index("neutral"))
+    others = np.flatnonzero(labels != EMOTIONS.index("neutral"))
+    wanted = min(others.size, round(neutral.size * (1 - NEUTRAL_SHARE) / NEUTRAL_SHARE))
+    kept = np.sort(np.concatenate([neutral, rng.choice(others, size=wanted, replace=False)]))
+    out["neutral_70"] = (kept, rng.permutation(kept.size), by_speaker[kept])
+    groups: dict[tuple[int, int], list[int]] = {}
+    for position, key in enumerate(zip(by_speaker.tolist(), labels.tolist(), strict=True)):
+        groups.setdefault(key, []).append(position)
+    keys = list(groups)
+    order = np.concatenate([rng.permutation(groups[keys[g]]) for g in rng.permutation(len(keys))])
+    streams = np.empty(n, dtype=np.int64)
+    for g, key in enumerate(keys):
+        streams[groups[key]] = g
+    out["one_emotion_streams"] = (np.arange(n), order, streams)
     return out
 
 
@@ -134,7 +210,7 @@ def fixed_split(
         "tess-YAF": corpus.rows(lambda u: u.speaker == "tess-YAF"),
     }
     heads, top = train_model(corpus, train, config, run_dir)
-    return heads, top, _score(heads, top, corpus, tests)
+    return heads, top, _score(heads, top, corpus, config, tests)
 
 
 def every_speaker(
@@ -157,13 +233,14 @@ def cross_validation(corpus: Corpus, config: TrainConfig) -> dict:
         train = corpus.rows(lambda u, held=held: u.speaker not in held and u.speaker != "tess-YAF")
         test = corpus.rows(lambda u, held=held: u.speaker in held)
         heads, top = train_model(corpus, train, config)
-        results.append(_score(heads, top, corpus, {"fold": test})["fold"])
+        results.append(_score(heads, top, corpus, config, {"fold": test})["fold"])
         calibrate = np.array([r for r in test if corpus.utterances[r].speaker not in VALIDATION_SPEAKERS])
         if calibrate.size:
             features = _features(corpus, top, calibrate)
             for variant in EVALUATION_VARIANTS:
-                for clips in CALIBRATION_REFERENCES:
-                    reference = held_out_reference(heads, features, corpus.records, calibrate, variant, clips)
+                for reference in calibration_references(
+                    heads, config, features, corpus.records, calibrate, variant
+                ):
                     logits.append(audio_outputs(heads, features.stats[variant][calibrate], reference)[1])
                     labels.append(np.array([corpus.records[r].label for r in calibrate]))
     summary = {}
@@ -176,13 +253,29 @@ def cross_validation(corpus: Corpus, config: TrainConfig) -> dict:
     return {"folds": folds_out, "per_fold": results, "summary": summary, "temperature": temperature}
 
 
-def leave_one_corpus_out(corpus: Corpus, config: TrainConfig) -> dict:
-    """Each corpus held out in turn, the model trained on every speaker of all the others: a categorical one
-    scored over :data:`SHARED_CLASSES` (clip alone and knowing ``SERVING_REFERENCE`` earlier clips of the
-    speaker), an arousal-level one by its three levels read from the arousal output."""
+def calibration_references(
+    heads: EmotionHeads,
+    config: TrainConfig,
+    features: FeatureSet,
+    records: Sequence[Record],
+    rows: np.ndarray,
+    variant: str,
+) -> list[Reference | None]:
+    """The references calibration pools: speaker ones of every size in ``CALIBRATION_REFERENCES``, or for
+    population references none and the streamed population (a fresh node and one in service)."""
+    if config.reference == "population":
+        return [None, published_reference(heads, config, features, records, rows, variant)]
+    return [held_out_reference(heads, features, records, rows, variant, clips) for clips in CALIBRATION_REFERENCES]
+
+
+def leave_one_corpus_out(corpus: Corpus, config: TrainConfig, held_out: Sequence[str] | None = None) -> dict:
+    """Each corpus (of ``held_out``, default all) held out in turn, the model trained on every speaker of all the
+    others: a categorical one scored over :data:`SHARED_CLASSES`, an arousal-level one by its three levels read
+    from the arousal output; each clip alone (``ser``) and as the daemon would publish it (see
+    :func:`stream_cases`; the normalising references built in that order, labels never used)."""
     shared = [EMOTIONS.index(e) for e in SHARED_CLASSES]
     out = {}
-    for held in sorted({u.corpus for u in corpus.utterances}):
+    for held in held_out or sorted({u.corpus for u in corpus.utterances}):
         train = corpus.rows(lambda u, h=held: u.corpus != h)
         arousal_only = all(u.arousal_only for u in corpus.utterances if u.corpus == held)
         test = np.array(
@@ -194,14 +287,16 @@ def leave_one_corpus_out(corpus: Corpus, config: TrainConfig) -> dict:
         if arousal_only and heads.audio.affect is None:
             continue
         features = _features(corpus, top, test)
+        records = [corpus.records[r] for r in test]
         out[f"others->{held}"] = {}
         for variant in EVALUATION_VARIANTS:
-            scores = {}
-            for clips in (0, SERVING_REFERENCE):
-                reference = held_out_reference(heads, features, corpus.records, test, variant, clips)
-                stats = torch.from_numpy(features.stats[variant][test].astype(np.float32))
-                scores[clips] = held_out_scores(heads, stats, reference, [corpus.records[r] for r in test], shared)
-            out[f"others->{held}"][variant] = {"ser": scores[0], "as_published": scores[SERVING_REFERENCE]}
+            stats = torch.from_numpy(features.stats[variant][test].astype(np.float32))
+            scores = {"ser": held_out_scores(heads, stats, None, records, shared)}
+            for name, (kept, order, streams) in stream_cases(records).items():
+                reference = streamed(heads, config, features, test[kept], variant, order, streams)
+                chosen = [records[k] for k in kept]
+                scores[name] = held_out_scores(heads, stats[kept], reference, chosen, shared)
+            out[f"others->{held}"][variant] = scores
     return out
 
 

@@ -6,8 +6,6 @@ per (encoder, channel variant) and reused by every run, fold and ablation: train
 
 from __future__ import annotations
 
-import hashlib
-import json
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from tqdm import tqdm
 from emoscribe.audio import load_audio
 from emoscribe.datasets import Utterance
 from emoscribe.telephony import TelephoneAugmenter, telephone
+from emoscribe.training.cache import clips_key, corpus_rows
 from emoscribe.training.heads import layer_statistics
 from emoscribe.training.whisper import LogMel, WhisperAudioEncoder
 
@@ -43,7 +42,8 @@ MAX_SECONDS = 30.0
 
 @dataclass(frozen=True, slots=True)
 class FeatureSet:
-    """Per-layer statistics ``(n_clips, n_layers, 2 * d_model)`` of each variant, rows in utterance order."""
+    """Per-layer statistics ``(n_clips, n_layers, 2 * d_model)`` of each variant, rows in utterance order
+    (float32; cached as fp16)."""
 
     encoder: str
     stats: dict[str, np.ndarray]
@@ -96,25 +96,25 @@ def cached_features(
     variants: Sequence[str] = tuple(VARIANTS),
     seed: int = 0,
 ) -> FeatureSet:
-    """Features of every variant, from ``cache_dir`` when a file for exactly these clips and settings exists."""
-    key = cache_key(utterances, encoder_name, seed)
+    """Features of every variant, one cache file per (corpus, variant): read where it exists, else encoded."""
+    groups = corpus_rows(utterances)
     stats = {}
     for variant in variants:
-        path = cache_dir / f"{encoder_name}-{variant}-{key}.npy"
-        if not path.exists():
-            chunks = variant_clips(utterances, variant, seed, desc=f"{encoder_name} {variant}")
-            parts = [encode(clips, logmel, encoder) for clips in chunks]
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            np.save(path, np.concatenate(parts))
-        stats[variant] = np.load(path)
+        out: np.ndarray | None = None
+        for corpus, rows in groups.items():
+            members = [utterances[i] for i in rows]
+            path = cache_dir / f"{encoder_name}-{variant}-{clips_key(members, encoder_name, seed)}.npy"
+            if not path.exists():
+                chunks = variant_clips(members, variant, seed, desc=f"{encoder_name} {corpus} {variant}")
+                parts = [encode(clips, logmel, encoder) for clips in chunks]
+                cache_dir.mkdir(parents=True, exist_ok=True)
+                np.save(path, np.concatenate(parts))
+            values = np.load(path)
+            if out is None:  # float32 in memory (the files are fp16): training reads rows many times per epoch
+                out = np.empty((len(utterances), *values.shape[1:]), dtype=np.float32)
+            out[rows] = values
+        stats[variant] = out
     return FeatureSet(encoder=encoder_name, stats=stats)
-
-
-def cache_key(utterances: Sequence[Utterance], encoder_name: str, seed: int) -> str:
-    """Names the cache files of exactly these clips, encoder and augmentation seed."""
-    return hashlib.sha256(
-        json.dumps([encoder_name, seed, [str(u.path) for u in utterances]]).encode()
-    ).hexdigest()[:16]
 
 
 def variant_clips(

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from emoscribe.datasets import Utterance
-from emoscribe.training.features import VARIANTS, cache_key, encoded_batches, variant_clips
+from emoscribe.training.cache import clips_key
+from emoscribe.training.features import VARIANTS, encoded_batches, variant_clips
 from emoscribe.training.whisper import LogMel, WhisperAudioEncoder
 
 
@@ -66,7 +67,7 @@ def cached_frames(
     seed: int = 0,
 ) -> dict[int, FrameSet]:
     """Frames of hidden states ``layers``, from ``cache_dir`` when present; missing ones computed in one pass."""
-    key = cache_key(utterances, encoder_name, seed)
+    key = clips_key(utterances, encoder_name, seed)
     out: dict[int, FrameSet] = {layer: FrameSet(layer, {}, {}) for layer in layers}
     for variant in variants:
         paths = {layer: cache_dir / f"{encoder_name}-frames{layer}-{variant}-{key}.npz" for layer in layers}

@@ -84,7 +84,7 @@ def save_parts(
         },
     }
     if heads.audio.reference is not None:
-        parts["speaker_normalisation"] = {"horizon": config.max_reference}
+        parts["speaker_normalisation"] = {"horizon": config.max_reference, "reference": config.reference}
     if "cross_validation" in results:
         parts["ser_temperature"] = results["cross_validation"]["temperature"]
     (folder / ENCODER_TOP).unlink(missing_ok=True)

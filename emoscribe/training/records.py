@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from emoscribe.cues.binning import BinContext, Binner
 from emoscribe.cues.model import Cues
 from emoscribe.cues.prompts import acoustic_prompts
 from emoscribe.datasets import Utterance
+from emoscribe.training.cache import clips_key, corpus_rows
 
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 """The SER classes: RAVDESS's eight, which cover TESS's seven."""
@@ -41,14 +41,19 @@ class Record:
 
 
 def cached_cues(utterances: Sequence[Utterance], cache_dir: Path) -> list[Cues]:
-    """Cues of every clip, from a JSON-lines cache keyed by the clip list."""
-    key = hashlib.sha256(json.dumps([str(u.path) for u in utterances]).encode()).hexdigest()[:16]
-    path = cache_dir / f"cues-{key}.jsonl"
-    if not path.exists():
-        cues = files_cues([u.path for u in utterances])
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(c.to_dict()) + "\n" for c in cues), encoding="utf-8")
-    return [Cues.from_dict(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
+    """Cues of every clip, from one JSON-lines cache file per corpus (computed where missing)."""
+    out: list[Cues | None] = [None] * len(utterances)
+    for rows in corpus_rows(utterances).values():
+        members = [utterances[i] for i in rows]
+        path = cache_dir / f"cues-{clips_key(members)}.jsonl"
+        if not path.exists():
+            cues = files_cues([u.path for u in members])
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(c.to_dict()) + "\n" for c in cues), encoding="utf-8")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for row, line in zip(rows, lines, strict=True):
+            out[row] = Cues.from_dict(json.loads(line))
+    return out
 
 
 def corpus_classes(utterances: Sequence[Utterance]) -> dict[str, frozenset[int]]:

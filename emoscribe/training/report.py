@@ -16,6 +16,13 @@ ANCHORS = {
 }
 PAPER_RETRIEVAL = {"class": {"p@1": 0.75, "p@5": 0.45, "p@10": 0.38}, "acoustic prompts (best)": {"p@10": 0.23}}
 
+LOCO_CASES = {
+    "as_published": "as published (speakers' streams interleaved)",
+    "neutral_70": "as published, 70 % neutral",
+    "one_emotion_streams": "as published, one-emotion streams",
+}
+"""The held-out stream cases of ``experiment.stream_cases``, as the report names them."""
+
 
 def write_report(results: dict, out: Path) -> Path:
     """Write ``results.json``, ``report.md`` and one confusion-matrix PNG per fixed-split test set."""
@@ -79,12 +86,9 @@ def _ser_table(results: dict) -> list[str]:
             by_variant["clean"]["ser"],
             by_variant["ulaw"]["ser"],
         )
-        if "as_published" in by_variant["clean"]:
-            add(
-                f"leave one corpus out, {name}, as published",
-                by_variant["clean"]["as_published"],
-                by_variant["ulaw"]["as_published"],
-            )
+        for case, shown in LOCO_CASES.items():
+            if case in by_variant["clean"]:
+                add(f"leave one corpus out, {name}, {shown}", by_variant["clean"][case], by_variant["ulaw"][case])
     for name, by_split in results.get("ablation", {}).items():
         ravdess = by_split["ravdess-17-20"]
         add(f"ablation: {name}, RAVDESS 17-20", ravdess["clean"]["ser"], ravdess["ulaw"]["ser"])

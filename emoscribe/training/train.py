@@ -20,13 +20,14 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
+from emoscribe.bundle import REFERENCES
 from emoscribe.mappings import refuse_unknown_keys
 from emoscribe.training.device import mixed_precision
 from emoscribe.training.features import FeatureSet
 from emoscribe.training.heads import EmotionHeads, HeadConfig, Reference
 from emoscribe.training.objective import affect_loss, contrastive_loss, ser_loss
 from emoscribe.training.records import EMOTIONS, Record
-from emoscribe.training.references import ReferenceSampler, fit_priors
+from emoscribe.training.references import PopulationSampler, ReferenceSampler, fit_priors, population_counts
 from emoscribe.training.sampling import Targets, batch_targets, epoch_order
 
 CPU = torch.device("cpu")
@@ -69,6 +70,13 @@ class TrainConfig:
     speaker_normalisation: bool = True
     """Standardise each clip's statistics by its speaker's earlier utterances (``emoscribe.training.references``);
     the daemon keeps those per stream."""
+    reference: str = "speaker"
+    """What a reference holds: ``speaker``, the stream's own earlier utterances (``[engine]
+    speaker_normalisation``), or ``population``, every stream a node hears (``[population]``): in training, the
+    row's corpus stands for a deployment's channel and callers (``emoscribe.training.references``)."""
+    population_horizon: int = 5000
+    """With ``reference = "population"``: the most utterances training assumes a node's moments hold (the
+    daemon's default ``[population] horizon``)."""
     max_reference: int = 20
     """Most earlier utterances a reference holds: training draws 0 to this many, and the daemon's running
     moments forget at this horizon."""
@@ -89,8 +97,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.adapter_rank < 0 or (self.adapter_rank and not self.unfreeze_layers):
             raise ValueError("adapter_rank must be 0, or positive with unfreeze_layers (the blocks it adapts)")
-        if self.max_reference < 1 or self.prior_clips <= 0:
-            raise ValueError("max_reference must be at least 1 and prior_clips positive")
+        if self.max_reference < 1 or self.prior_clips <= 0 or self.population_horizon < 1:
+            raise ValueError("max_reference and population_horizon must be at least 1 and prior_clips positive")
+        if self.reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, not {self.reference!r}")
 
     @property
     def tunes_encoder_top(self) -> bool:
@@ -141,11 +151,23 @@ def train_heads(
             affect=config.affect,
         )
     )
-    sampler = None
+    sampler: ReferenceSampler | PopulationSampler | None = None
     if heads.audio.reference is not None:
         trained_on = training_variants(features)
-        fit_priors(heads.audio.reference, features, records, train, trained_on, config.prior_clips)
-        sampler = ReferenceSampler(records, train)
+        fit_priors(
+            heads.audio.reference,
+            features,
+            records,
+            train,
+            trained_on,
+            config.prior_clips,
+            "corpus" if config.reference == "population" else "speaker",
+        )
+        sampler = (
+            PopulationSampler(records, train, features)
+            if config.reference == "population"
+            else (ReferenceSampler(records, train))
+        )
     heads.to(device)
     optimiser = torch.optim.AdamW(heads.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = max(1, config.epochs * math.ceil(len(train) / config.batch_size))
@@ -212,15 +234,20 @@ def batch_loss(
 
 
 def sample_references(
-    sampler: ReferenceSampler,
+    sampler: ReferenceSampler | PopulationSampler,
     features: FeatureSet,
     rows: np.ndarray,
     variants: Sequence[str],
     config: TrainConfig,
     rng: np.random.Generator,
 ) -> Reference:
-    """Training references for a batch: 0 to ``max_reference`` other clips of each row's speaker, all of one
-    emotion for a share ``one_emotion_references`` of the rows."""
+    """Training references for a batch: what a node has heard of each row's corpus (population references), or
+    0 to ``max_reference`` other clips of each row's speaker, all of one emotion for a share
+    ``one_emotion_references`` of the rows."""
+    if isinstance(sampler, PopulationSampler):
+        return sampler.draw(
+            features, rows, variants, population_counts(len(rows), config.population_horizon, rng), rng
+        )
     counts = rng.integers(0, config.max_reference + 1, len(rows))
     alike = rng.random(len(rows)) < config.one_emotion_references
     return sampler.draw(features, rows, variants, counts, rng, alike)
