@@ -134,11 +134,9 @@ def published_reference(
     """What each test row is judged against when published: for population references, the running moments of
     all the test rows heard in a seeded interleaved order; for speaker references, ``SERVING_REFERENCE`` other
     clips of the speaker; none for a model without references."""
-    if heads.audio.reference is None:
-        return None
     if config.reference == "population":
         order = np.random.default_rng(0).permutation(len(rows))
-        return streamed_references(features, rows, variant, order, np.zeros(len(rows)), config.population_horizon)
+        return streamed(heads, config, features, rows, variant, order, np.zeros(len(rows)))
     return held_out_reference(heads, features, records, rows, variant, SERVING_REFERENCE)
 
 
@@ -268,14 +266,14 @@ def calibration_references(
     return [held_out_reference(heads, features, records, rows, variant, clips) for clips in CALIBRATION_REFERENCES]
 
 
-def leave_one_corpus_out(corpus: Corpus, config: TrainConfig, held_out: Sequence[str] | None = None) -> dict:
-    """Each corpus (of ``held_out``, default all) held out in turn, the model trained on every speaker of all the
+def leave_one_corpus_out(corpus: Corpus, config: TrainConfig) -> dict:
+    """Each corpus held out in turn, the model trained on every speaker of all the
     others: a categorical one scored over :data:`SHARED_CLASSES`, an arousal-level one by its three levels read
     from the arousal output; each clip alone (``ser``) and as the daemon would publish it (see
     :func:`stream_cases`; the normalising references built in that order, labels never used)."""
     shared = [EMOTIONS.index(e) for e in SHARED_CLASSES]
     out = {}
-    for held in held_out or sorted({u.corpus for u in corpus.utterances}):
+    for held in sorted({u.corpus for u in corpus.utterances}):
         train = corpus.rows(lambda u, h=held: u.corpus != h)
         arousal_only = all(u.arousal_only for u in corpus.utterances if u.corpus == held)
         test = np.array(

@@ -49,9 +49,7 @@ class ReferenceSampler:
         (fewer where the speaker has fewer); where ``one_emotion`` (for all rows, or per row), all of one emotion
         drawn at random."""
         alike = [one_emotion] * len(rows) if isinstance(one_emotion, bool) else list(one_emotion)
-        means = np.zeros((len(rows), features.n_layers, 2 * features.d_audio), dtype=np.float32)
-        variances = np.zeros_like(means)
-        used = np.zeros(len(rows), dtype=np.float32)
+        used, means, variances = _empty_reference(features, len(rows))
         for i, (row, variant, count) in enumerate(zip(rows, variants, counts, strict=True)):
             others = self._groups[self._speaker[int(row)]]
             others = others[others != row]
@@ -64,6 +62,12 @@ class ReferenceSampler:
             values = features.stats[variant][rng.choice(others, size=count, replace=False)].astype(np.float32)
             means[i], variances[i], used[i] = values.mean(0), values.var(0), count
         return torch.from_numpy(used), torch.from_numpy(means), torch.from_numpy(variances)
+
+
+def _empty_reference(features: FeatureSet, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts, means and variances of ``n`` references that know nothing yet, to be filled row by row."""
+    means = np.zeros((n, features.n_layers, 2 * features.d_audio), dtype=np.float32)
+    return np.zeros(n, dtype=np.float32), means, np.zeros_like(means)
 
 
 class PopulationSampler:
@@ -93,13 +97,12 @@ class PopulationSampler:
         counts: Sequence[int],
         rng: np.random.Generator,
     ) -> Reference:
-        means = np.zeros((len(rows), features.n_layers, 2 * features.d_audio), dtype=np.float32)
-        variances = np.zeros_like(means)
-        used = np.asarray(counts, dtype=np.float32).copy()
+        used, means, variances = _empty_reference(features, len(rows))
         for i, (row, variant, count) in enumerate(zip(rows, variants, counts, strict=True)):
             corpus = self._corpus[int(row)]
             if count == 0:
                 continue
+            used[i] = count
             if count > self.SAMPLED_CLIPS:
                 means[i], variances[i] = self._moments[corpus, variant]
                 continue
@@ -114,7 +117,8 @@ def population_counts(n: int, horizon: int, rng: np.random.Generator) -> np.ndar
     (1 to ``SAMPLED_CLIPS``) for three tenths, else log-uniformly up to ``horizon`` (a node in service)."""
     stage = rng.random(n)
     few = rng.integers(1, PopulationSampler.SAMPLED_CLIPS + 1, n)
-    many = np.exp(rng.uniform(np.log(PopulationSampler.SAMPLED_CLIPS + 1), np.log(max(horizon, 66)), n))
+    low = PopulationSampler.SAMPLED_CLIPS + 1
+    many = np.exp(rng.uniform(np.log(low), np.log(max(horizon, low + 1)), n))
     return np.where(stage < 0.1, 0, np.where(stage < 0.4, few, many.astype(int)))
 
 
