@@ -5,8 +5,8 @@ Usage: python benchmarks/train_variants.py [--data DIR ...] [--cache DIR] [--pro
 [--json FILE] SETTINGS...
 
 Each SETTINGS is TOML for ``TrainConfig`` (``emoscribe train --config`` takes the same keys), one variant per
-argument, several keys one per line, e.g. ``$'reference = "population"\nepochs = 40'``; ``""`` is the default
-(shipped) config. Each variant prints, clean / 8 kHz mu-law:
+argument, several keys one per line, e.g. ``$'reference = "population"\nepochs = 40'``; ``""`` is ``TrainConfig``'s
+defaults (the shipped parts' configs are ``benchmarks/configs/*.toml``). Each variant prints, clean / 8 kHz mu-law:
 
 - ``cv``: RAVDESS 8-class accuracy over five speaker folds (every other corpus always in training), as
   published (the daemon's reference: ``experiment.published_reference``);

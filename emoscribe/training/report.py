@@ -50,7 +50,8 @@ def _encoder_training(config: dict) -> str:
     how = f"adapted (rank-{config['adapter_rank']} LoRA)" if config.get("adapter_rank") else "fine-tuned"
     tuned = [f"top {config['unfreeze_layers']} block(s) {how}"] if config.get("unfreeze_layers") else []
     tuned += ["attention pooling"] if config.get("attention_pooling") else []
-    normalised = ["speaker-normalised"] if config.get("speaker_normalisation") else []
+    reference = config.get("reference", "speaker")
+    normalised = [f"{reference}-normalised"] if config.get("speaker_normalisation") else []
     return ", ".join([*(tuned or ["frozen"]), *normalised])
 
 
