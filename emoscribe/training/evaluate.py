@@ -33,6 +33,13 @@ def audio_outputs(
     return joint.numpy(), logits.numpy()
 
 
+@torch.inference_mode()
+def audio_arousal(heads: EmotionHeads, stats: np.ndarray, reference: Reference | None = None) -> np.ndarray:
+    """The arousal output (-1…1) of feature rows; needs heads trained with ``affect``."""
+    hidden = heads.audio.hidden(torch.from_numpy(stats.astype(np.float32)), reference)
+    return heads.audio.affect_outputs(hidden)[0][:, 1].numpy()
+
+
 def held_out_reference(
     heads: EmotionHeads,
     features: FeatureSet,

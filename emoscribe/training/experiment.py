@@ -21,7 +21,13 @@ from emoscribe.corpus import VALIDATION_SPEAKERS
 from emoscribe.cues.binning import QuantileBinner
 from emoscribe.datasets import Utterance, from_manifests, speaker_folds
 from emoscribe.training.ct2 import find_packaged_whisper
-from emoscribe.training.evaluate import audio_outputs, evaluate, held_out_reference, reference_curve
+from emoscribe.training.evaluate import (
+    audio_arousal,
+    audio_outputs,
+    evaluate,
+    held_out_reference,
+    reference_curve,
+)
 from emoscribe.training.features import FeatureSet, cached_features
 from emoscribe.training.frames import FrameSet, cached_frames
 from emoscribe.training.heads import EmotionHeads, Reference
@@ -274,11 +280,8 @@ def leave_one_corpus_out(corpus: Corpus, config: TrainConfig) -> dict:
     shared = [EMOTIONS.index(e) for e in SHARED_CLASSES]
     out = {}
     for held in sorted({u.corpus for u in corpus.utterances}):
-        train = corpus.rows(lambda u, h=held: u.corpus != h)
+        train, test = held_out_split(corpus, held)
         arousal_only = all(u.arousal_only for u in corpus.utterances if u.corpus == held)
-        test = np.array(
-            corpus.rows(lambda u, h=held: u.corpus == h and (u.arousal_only or u.emotion in SHARED_CLASSES))
-        )
         if not train or test.size == 0:
             continue
         heads, top = train_model(corpus, train, config)
@@ -288,7 +291,7 @@ def leave_one_corpus_out(corpus: Corpus, config: TrainConfig) -> dict:
         records = [corpus.records[r] for r in test]
         out[f"others->{held}"] = {}
         for variant in EVALUATION_VARIANTS:
-            stats = torch.from_numpy(features.stats[variant][test].astype(np.float32))
+            stats = features.stats[variant][test]
             scores = {"ser": held_out_scores(heads, stats, None, records, shared)}
             for name, (kept, order, streams) in stream_cases(records).items():
                 reference = streamed(heads, config, features, test[kept], variant, order, streams)
@@ -298,18 +301,24 @@ def leave_one_corpus_out(corpus: Corpus, config: TrainConfig) -> dict:
     return out
 
 
-@torch.inference_mode()
+def held_out_split(corpus: Corpus, held: str) -> tuple[list[int], np.ndarray]:
+    """Leave-one-corpus-out's rows with corpus ``held`` out: every other corpus's for training, and ``held``'s
+    clips it can be scored on (its arousal levels, or its categories among :data:`SHARED_CLASSES`)."""
+    train = corpus.rows(lambda u: u.corpus != held)
+    test = corpus.rows(lambda u: u.corpus == held and (u.arousal_only or u.emotion in SHARED_CLASSES))
+    return train, np.array(test, dtype=int)
+
+
 def held_out_scores(
-    heads: EmotionHeads, stats: torch.Tensor, reference, records: Sequence[Record], shared: Sequence[int]
+    heads: EmotionHeads, stats: np.ndarray, reference, records: Sequence[Record], shared: Sequence[int]
 ) -> dict:
     """4-class metrics of categorical records, 3-level arousal metrics of arousal-only ones."""
-    hidden = heads.audio.hidden(stats, reference)
     if records[0].label < 0:
-        arousal = heads.audio.affect_outputs(hidden)[0][:, 1].numpy()
+        arousal = audio_arousal(heads, stats, reference)
         truth = np.array([AROUSAL_NAMES.index(r.utterance.emotion) for r in records])
         predicted = np.array([arousal_level(float(a)) for a in arousal])
         return classification_metrics(truth, predicted, len(AROUSAL_NAMES))
-    logits = heads.audio.read(hidden)[1].numpy()
+    logits = audio_outputs(heads, stats, reference)[1]
     labels = np.array([r.label for r in records])
     return classification_metrics(labels, restricted_predictions(logits, shared), len(EMOTIONS))
 
